@@ -1,0 +1,32 @@
+"""Sinks: where events go. Each is a reactivex Observer: ``observable.subscribe(sink)``.
+
+- :func:`callback` — a function, sync or ``async``
+- :func:`jsonl` — JSON-lines files, zstd and rotation optional
+- :func:`stdout` — JSON lines on standard output
+- :func:`websocket` — push to a remote websocket endpoint
+- :func:`capture` — raw frames into a capture file
+"""
+
+from jetflow.sinks._base import AsyncSink, Sink, SinkStats
+from jetflow.sinks.callback import AsyncCallbackSink, CallbackSink, callback
+from jetflow.sinks.capture import CaptureSink, capture
+from jetflow.sinks.files import JsonlFileSink, jsonl
+from jetflow.sinks.stdout import StdoutSink, stdout
+from jetflow.sinks.websocket import WebsocketSink, websocket
+
+__all__ = [
+    "AsyncCallbackSink",
+    "AsyncSink",
+    "CallbackSink",
+    "CaptureSink",
+    "JsonlFileSink",
+    "Sink",
+    "SinkStats",
+    "StdoutSink",
+    "WebsocketSink",
+    "callback",
+    "capture",
+    "jsonl",
+    "stdout",
+    "websocket",
+]
