@@ -234,7 +234,8 @@ def decode_record(data: bytes) -> dict[str, Any]:
     value, end = _read_value(data, 0, 0)
     if end != len(data):
         raise _invalid("trailing bytes after the record", end)
-    if not isinstance(value, dict):
+    # A top-level link or byte string decodes to a dict too, but is not a map.
+    if data[0] >> 5 != 5 or not isinstance(value, dict):
         raise InvalidRecordError("a record must be a map")
     return value
 

@@ -90,17 +90,12 @@ class JsonlFileSink(Sink[Event | bytes]):
         self._out = self._raw = None
 
     def _due_for_rotation(self) -> bool:
-        if self.rotate_bytes is not None and self._disk_bytes() >= self.rotate_bytes:
+        if self.rotate_bytes is not None and self._written >= self.rotate_bytes:
             return True
         return (
             self.rotate_seconds is not None
             and time.monotonic() - self._opened_at >= self.rotate_seconds
         )
-
-    def _disk_bytes(self) -> int:
-        # For zstd this lags the data by the compressor's buffer: rotation sizes are approximate.
-        assert self._raw is not None
-        return self._raw.tell() if self.compress else self._written
 
     def write(self, value: Event | bytes) -> None:
         if self.done:
@@ -149,7 +144,8 @@ def jsonl(
 
     Args:
         path: the file; a ``.zst`` suffix turns on zstd unless ``compress`` says otherwise.
-        rotate_bytes: start a new file once this many bytes are on disk (approximate for zstd).
+        rotate_bytes: start a new file once this many bytes of JSON (before compression) were
+            written to the current one.
         rotate_seconds: start a new file after this many seconds.
             With rotation, files are named ``<stem>-<UTC time>[-n].<suffixes>`` next to ``path``;
             every rotated file is complete on its own (a whole zstd stream).

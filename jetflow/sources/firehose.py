@@ -105,6 +105,7 @@ class FirehoseSource(Source[Frame]):
                         ping_interval=self.ping_interval,
                         ping_timeout=self.ping_interval,
                         user_agent_header="jetflow",
+                        close_timeout=1.0,
                     ) as websocket:
                         self.connected = True
                         self.stats.connects += 1

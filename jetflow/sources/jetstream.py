@@ -151,6 +151,7 @@ class JetstreamSource(Source[Event]):
                     max_queue=min(self.buffer_size, 1024),
                     open_timeout=self.open_timeout,
                     user_agent_header="jetflow",
+                    close_timeout=1.0,
                 ) as websocket:
                     self._websocket = websocket
                     self.stats.connects += 1

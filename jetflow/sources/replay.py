@@ -8,6 +8,7 @@ zstd-compressed (``.zst``); it is then decompressed as a stream, never whole.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -36,8 +37,8 @@ def open_maybe_zstd(path: Path) -> IO[bytes]:
     except OSError as exc:
         raise ConfigError(f"{path}: {exc.strerror or exc}") from None
     if handle.peek(4)[:4] == _ZSTD_MAGIC:
-        reader: IO[bytes] = zstandard.ZstdDecompressor().stream_reader(handle, closefd=True)
-        return reader
+        reader = zstandard.ZstdDecompressor().stream_reader(handle, closefd=True)
+        return io.BufferedReader(reader, buffer_size=_CHUNK)
     return handle
 
 

@@ -197,8 +197,25 @@ class FakeRelay:
             if fault is not None and connection.sent >= fault.after:
                 await self._apply(websocket, fault, connection)
                 return
+            if not await self._more_frames_or_closed(websocket, position):
+                return
+
+    async def _more_frames_or_closed(self, websocket: ServerConnection, position: int) -> bool:
+        """Wait until a frame beyond ``position`` is published (True) or the client left."""
+
+        async def published() -> None:
             async with self._changed:
-                await self._changed.wait_for(lambda p=position: p < len(self.frames))  # type: ignore[misc]
+                await self._changed.wait_for(lambda: position < len(self.frames))
+
+        waiters = {
+            asyncio.ensure_future(published()),
+            asyncio.ensure_future(websocket.wait_closed()),
+        }
+        _done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        return position < len(self.frames) and websocket.close_code is None
 
     async def _apply(
         self, websocket: ServerConnection, fault: _Fault, connection: RelayConnection
