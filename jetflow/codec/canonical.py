@@ -3,7 +3,8 @@
 Re-encoding with libipld cannot decide this: libipld hands links and byte strings to Python
 alike as ``bytes``, keeps any bytes after a link's CID, and writes back as a link every byte
 string that happens to parse as a CID. So the bytes are walked, with the head rules of
-:mod:`jetflow.codec.cbor` and no record rules: any 64-bit integer and any finite float is fine.
+:mod:`jetflow.codec.cbor` and no record rules: any 64-bit integer and any finite float is fine,
+except -0.0, which libipld refuses to decode.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from jetflow.codec.cbor import MAX_DEPTH, _read_head
 from jetflow.codec.cid import is_valid_cid
 
 _FLOAT64 = struct.Struct(">d")
+_NEGATIVE_ZERO = _FLOAT64.pack(-0.0)
 
 
 def _skip_item(data: bytes, pos: int, depth: int) -> int:
@@ -68,9 +70,15 @@ def _skip_link(data: bytes, pos: int, tag: int) -> int:
 def _skip_simple(data: bytes, pos: int, info: int) -> int:
     if info in (20, 21, 22):
         return pos
-    if info == 27 and pos + 8 <= len(data) and math.isfinite(_FLOAT64.unpack_from(data, pos)[0]):
-        return pos + 8
-    raise ValueError("not false, true, null or a finite 64-bit float")
+    end = pos + 8
+    if (
+        info == 27
+        and end <= len(data)
+        and data[pos:end] != _NEGATIVE_ZERO
+        and math.isfinite(_FLOAT64.unpack_from(data, pos)[0])
+    ):
+        return end
+    raise ValueError("not false, true, null or a finite 64-bit float other than -0.0")
 
 
 def is_canonical(data: bytes, count: int = 1) -> bool:
