@@ -6,5 +6,6 @@ real frames with real CIDs and CAR files.
 
 from jetflow.testing.collect import CollectingSink
 from jetflow.testing.relay import FakeRelay, RelayConnection
+from jetflow.testing.synth import SyntheticFirehose, write_capture
 
-__all__ = ["CollectingSink", "FakeRelay", "RelayConnection"]
+__all__ = ["CollectingSink", "FakeRelay", "RelayConnection", "SyntheticFirehose", "write_capture"]
