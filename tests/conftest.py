@@ -9,6 +9,8 @@ import zstandard
 
 from jetflow.codec.capture import CaptureParser
 
+pytest_plugins = ["tests.server_fixtures"]
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "jetstream"
 

@@ -10,10 +10,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from jetflow.cli import convert, record, relay, synth, tail
+from jetflow.cli import convert, dictionary, record, relay, serve, synth, tail
 from jetflow.errors import ConfigError, JetflowError
 
-COMMANDS = (tail, convert, record, synth, relay)
+COMMANDS = (tail, convert, record, synth, relay, serve, dictionary)
 
 
 def build_parser() -> argparse.ArgumentParser:
