@@ -40,3 +40,30 @@ class MonotonicClock:
 
 def _wall_clock_us() -> int:
     return time.time_ns() // 1000
+
+
+class RelayClock:
+    """``time_us`` taken from the relay's ``time`` field instead of the wall clock.
+
+    For replays and analysis, where event-time windows should follow when events happened,
+    not when they were decoded. Values stay strictly increasing: ``at_least(t)`` moves the
+    clock up to a frame's own time, and each call hands out the next microsecond.
+    """
+
+    __slots__ = ("_last",)
+
+    def __init__(self, floor: int = 0) -> None:
+        self._last = floor
+
+    def __call__(self) -> int:
+        self._last += 1
+        return self._last
+
+    def at_least(self, time_us: int) -> None:
+        """Make the next value at least ``time_us``."""
+        if time_us - 1 > self._last:
+            self._last = time_us - 1
+
+    @property
+    def last(self) -> int:
+        return self._last

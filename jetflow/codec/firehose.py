@@ -19,8 +19,9 @@ from typing import Any
 
 from jetflow.codec import accel
 from jetflow.codec.cid import cid_to_str, is_valid_cid
-from jetflow.codec.clock import MonotonicClock
+from jetflow.codec.clock import MonotonicClock, RelayClock
 from jetflow.codec.frame import Frame
+from jetflow.codec.rfc3339 import to_unix_us
 from jetflow.errors import InvalidRecordError, MalformedCARError, MalformedFrameError
 from jetflow.events import ACCOUNT, COMMIT, IDENTITY, INFO, SYNC, Event
 from jetflow.filtering import EventFilter
@@ -93,6 +94,9 @@ class FirehoseDecoder:
 
     Args:
         clock: gives each event its ``time_us`` (default: a fresh :class:`MonotonicClock`).
+        relay_time: take ``time_us`` from each frame's relay ``time`` (kept strictly increasing
+            by a :class:`RelayClock`) instead of the wall clock: what event-time windows over a
+            replayed capture need.
         event_filter: applied to each op's did/collection/operation before its record is touched.
         stats: where skips are counted (default: a new :class:`DecodeStats`).
     """
@@ -102,8 +106,13 @@ class FirehoseDecoder:
         clock: Callable[[], int] | None = None,
         event_filter: EventFilter | None = None,
         stats: DecodeStats | None = None,
+        *,
+        relay_time: bool = False,
     ) -> None:
-        self.clock = clock or MonotonicClock()
+        self._relay_clock = (
+            (clock if isinstance(clock, RelayClock) else RelayClock()) if relay_time else None
+        )
+        self.clock = self._relay_clock or clock or MonotonicClock()
         self.event_filter = (
             event_filter if event_filter is not None and not event_filter.is_empty else None
         )
@@ -172,6 +181,7 @@ class FirehoseDecoder:
         if not accel.is_rfc3339(time):
             stats.skip(BAD_TIME, f"commit seq={seq} repo={did} time={time!r}")
             return []
+        self._follow_relay_time(time)
         try:
             accel.check_car(blocks)
         except MalformedCARError as exc:
@@ -272,6 +282,7 @@ class FirehoseDecoder:
         if not accel.is_rfc3339(time):
             self.stats.skip(BAD_TIME, f"identity seq={seq} did={did} time={time!r}")
             return []
+        self._follow_relay_time(time)
         if not self._wanted(IDENTITY, did):
             return []
         payload: dict[str, Any] = {"did": did}
@@ -298,6 +309,7 @@ class FirehoseDecoder:
         if not accel.is_rfc3339(time):
             self.stats.skip(BAD_TIME, f"account seq={seq} did={did} time={time!r}")
             return []
+        self._follow_relay_time(time)
         if not self._wanted(ACCOUNT, did):
             return []
         payload: dict[str, Any] = {"active": active, "did": did, "seq": seq}
@@ -320,6 +332,7 @@ class FirehoseDecoder:
             return []
         if not self._wanted(SYNC, did):
             return []
+        self._follow_relay_time(time)
         payload = {
             "blocks": {"$bytes": base64.b64encode(blocks).rstrip(b"=").decode("ascii")},
             "did": did,
@@ -338,6 +351,12 @@ class FirehoseDecoder:
             return []
         payload = {"name": name} if message is None else {"message": message, "name": name}
         return [Event(INFO, "", self.clock(), payload=payload)]
+
+    def _follow_relay_time(self, time: str) -> None:
+        if self._relay_clock is not None:
+            relay_us = to_unix_us(time)
+            if relay_us is not None:
+                self._relay_clock.at_least(relay_us)
 
     def _wanted(self, kind: str, did: str) -> bool:
         if self.event_filter is None or self.event_filter.wants(kind, did):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from reactivex import Observable, abc
 
 from jetflow.codec.firehose import DecodeStats, FirehoseDecoder
 from jetflow.codec.frame import Frame
+from jetflow.errors import ConfigError
 from jetflow.events import Event
 from jetflow.filtering import AllOf, EventFilter
 
@@ -34,8 +35,10 @@ class DecodedStream(Observable[Event]):
         stats: DecodeStats,
         event_filter: EventFilter | None = None,
         predicates: tuple[Predicate, ...] = (),
+        relay_time: bool = False,
     ) -> None:
         self.source = source
+        self.relay_time = relay_time
         self.clock = clock
         self.stats = stats
         self.event_filter = event_filter
@@ -58,13 +61,17 @@ class DecodedStream(Observable[Event]):
             stats=self.stats,
             event_filter=merged,
             predicates=predicates,
+            relay_time=self.relay_time,
         )
 
     def _subscribe_decoded(
         self, observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
         decoder = FirehoseDecoder(
-            clock=self.clock, event_filter=self.event_filter, stats=self.stats
+            clock=self.clock,
+            event_filter=self.event_filter,
+            stats=self.stats,
+            relay_time=self.relay_time,
         )
         decode_frame = decoder.decode
         on_next = observer.on_next
@@ -100,6 +107,7 @@ def decode(
     *,
     clock: Callable[[], int] | None = None,
     stats: DecodeStats | None = None,
+    time: Literal["wall", "relay"] = "wall",
 ) -> Callable[[Observable[Decodable]], DecodedStream]:
     """Decode raw firehose frames into :class:`~jetflow.events.Event` objects.
 
@@ -112,6 +120,9 @@ def decode(
     Args:
         clock: gives each event its ``time_us``; default: a new monotonic µs clock.
         stats: a :class:`DecodeStats` to count into (pass one to read the counts).
+        time: ``"wall"`` stamps events when they are decoded, as Jetstream does; ``"relay"``
+            uses each frame's relay ``time`` (still strictly increasing), so event-time
+            windows over a replayed capture follow when the events happened.
 
     Returns:
         An operator from frames (``Frame`` or ``bytes``) to events.
@@ -120,9 +131,11 @@ def decode(
         >>> stats = DecodeStats()
         >>> posts = frames.pipe(decode(stats=stats), filter(collections=["app.bsky.feed.post"]))
     """
+    if time not in ("wall", "relay"):
+        raise ConfigError(f"time: {time!r} is not 'wall' or 'relay'")
     shared_stats = stats if stats is not None else DecodeStats()
 
     def operator(source: Observable[Decodable]) -> DecodedStream:
-        return DecodedStream(source, clock=clock, stats=shared_stats)
+        return DecodedStream(source, clock=clock, stats=shared_stats, relay_time=time == "relay")
 
     return operator

@@ -460,7 +460,7 @@ def _bound_send_buffer(connection: ServerConnection) -> None:
 
 def _describe_close(connection: ServerConnection) -> str:
     code = connection.close_code
-    if code is None:
+    if code is None or code == 1006:  # 1006: the socket closed without a close frame
         return "connection lost"
     reason = connection.close_reason
     return f"closed by client ({code}{': ' + reason if reason else ''})"

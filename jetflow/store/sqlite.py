@@ -249,8 +249,9 @@ class EventStore:
                 if cursor.rowcount < chunk:
                     break
             if deleted:
-                connection.execute("PRAGMA incremental_vacuum")
-                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                # incremental_vacuum frees one page per step; executescript steps it to the end.
+                connection.executescript("PRAGMA incremental_vacuum;")
+                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot trim {self.path}: {exc}") from None
         return deleted

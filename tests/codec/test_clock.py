@@ -21,3 +21,15 @@ def test_floor_keeps_a_restarted_clock_above_stored_values() -> None:
 def test_default_clock_is_wall_clock_microseconds() -> None:
     value = MonotonicClock()()
     assert abs(value - time.time() * 1e6) < 5e6
+
+
+def test_relay_clock_follows_relay_time_but_never_goes_back() -> None:
+    from jetflow.codec.clock import RelayClock
+
+    clock = RelayClock()
+    clock.at_least(1_000)
+    assert [clock(), clock()] == [1_000, 1_001]
+    clock.at_least(500)  # an older frame: keeps counting up
+    assert clock() == 1_002
+    clock.at_least(5_000)
+    assert clock() == 5_000

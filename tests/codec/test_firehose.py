@@ -10,7 +10,7 @@ import pytest
 from jetflow.codec.cbor import encode
 from jetflow.codec.clock import MonotonicClock
 from jetflow.codec.firehose import FirehoseDecoder
-from jetflow.codec.frame import error_frame
+from jetflow.codec.frame import Frame, error_frame
 from jetflow.events import Event
 from jetflow.filtering import EventFilter
 from tests.builders import DID, commit_frame, like, message_frame
@@ -214,3 +214,17 @@ def test_first_skip_of_each_reason_is_logged_once(caplog: pytest.LogCaptureFixtu
         decoder.decode(b"garbage")
     assert decoder.stats["malformed_frame"] == 3
     assert len([r for r in caplog.records if "malformed_frame" in r.getMessage()]) == 1
+
+
+def test_relay_time_takes_time_us_from_the_frames_and_keeps_it_increasing(
+    corpus_frames: list[bytes],
+) -> None:
+    from jetflow.codec.rfc3339 import to_unix_us
+
+    events, _ = decode_all(corpus_frames, relay_time=True)
+    stamps = [event.time_us for event in events]
+    assert all(a < b for a, b in itertools.pairwise(stamps))
+    first_time = Frame(corpus_frames[0]).body["time"]
+    assert stamps[0] == to_unix_us(first_time) == 1_783_175_887_517_000
+    # relay times go back now and then across repos; the clock never does
+    assert max(stamps) - min(stamps) < 2_000_000

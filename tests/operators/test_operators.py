@@ -130,3 +130,14 @@ def test_decompress_and_parse_skip_bad_messages() -> None:
         == []
     )
     assert errors == [b"{nope"]
+
+
+def test_decode_time_relay_and_bad_time_option(corpus_frames: list[bytes]) -> None:
+    import pytest
+
+    from jetflow.errors import ConfigError
+
+    events = collect(rx.from_iterable(corpus_frames).pipe(op.decode(time="relay")))
+    assert events[0].time_us == 1_783_175_887_517_000
+    with pytest.raises(ConfigError, match="time: 'utc'"):
+        op.decode(time="utc")  # type: ignore[arg-type]
