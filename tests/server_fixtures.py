@@ -59,16 +59,20 @@ async def ingested(
 ) -> AsyncIterator[ServeProcess]:
     """A server (v1 dictionary) that has stored every event of the synthetic capture."""
     relay, url = await start_relay(synthetic_capture)
-    server = await start_serve(
-        url,
-        tmp_path_factory.mktemp("data"),
-        "--zstd-dictionary",
-        str(dictionary_path),
-        "--max-sub-rate",
-        "1000000",
-    )
-    await server.wait_metric("consumer_events_persisted_total", len(synthetic_events))
-    yield server
-    await server.stop()
-    relay.terminate()
-    await relay.wait()
+    try:
+        server = await start_serve(
+            url,
+            tmp_path_factory.mktemp("data"),
+            "--zstd-dictionary",
+            str(dictionary_path),
+            "--max-sub-rate",
+            "1000000",
+        )
+        try:
+            await server.wait_metric("consumer_events_persisted_total", len(synthetic_events))
+            yield server
+        finally:
+            await server.stop()
+    finally:
+        relay.terminate()
+        await relay.wait()

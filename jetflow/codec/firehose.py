@@ -17,13 +17,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from jetflow.codec import accel
-from jetflow.codec.cid import cid_to_str, is_valid_cid
+from jetflow.codec.accel import check_car, find_block, is_rfc3339, render_record
+from jetflow.codec.cid import cid_to_str
 from jetflow.codec.clock import MonotonicClock, RelayClock
 from jetflow.codec.frame import Frame
 from jetflow.codec.rfc3339 import to_unix_us
 from jetflow.errors import InvalidRecordError, MalformedCARError, MalformedFrameError
-from jetflow.events import ACCOUNT, COMMIT, IDENTITY, INFO, SYNC, Event
+from jetflow.events import ACCOUNT, COMMIT, IDENTITY, INFO, SYNC, Event, new_commit
 from jetflow.filtering import EventFilter
 
 log = logging.getLogger("jetflow.decode")
@@ -135,7 +135,7 @@ class FirehoseDecoder:
                 return []
             frame = Frame(frame)
         try:
-            header = frame.header
+            header, body = frame.parts()
         except MalformedFrameError as exc:
             stats.skip(MALFORMED_FRAME, f"{exc} ({len(frame.data)} bytes)")
             return []
@@ -148,7 +148,7 @@ class FirehoseDecoder:
         if handler is None:
             stats.skip(UNKNOWN_TYPE, f"message type {message_type!r}")
             return []
-        events = handler(frame.body, frame)
+        events = handler(body, frame)
         stats.events += len(events)
         return events
 
@@ -178,12 +178,13 @@ class FirehoseDecoder:
         if body.get("tooBig") is True:
             stats.skip(TOO_BIG, f"tooBig commit seq={seq} repo={did}")
             return []
-        if not accel.is_rfc3339(time):
+        if not is_rfc3339(time):
             stats.skip(BAD_TIME, f"commit seq={seq} repo={did} time={time!r}")
             return []
-        self._follow_relay_time(time)
+        if self._relay_clock is not None:
+            self._follow_relay_time(time)
         try:
-            accel.check_car(blocks)
+            check_car(blocks)
         except MalformedCARError as exc:
             stats.skip(MALFORMED_CAR, f"commit seq={seq} repo={did}: {exc}")
             return []
@@ -210,17 +211,7 @@ class FirehoseDecoder:
                     stats.filtered += 1
                     continue
                 events.append(
-                    Event(
-                        COMMIT,
-                        did,
-                        clock(),
-                        seq=seq,
-                        rev=rev,
-                        operation=action,
-                        collection=collection,
-                        rkey=rkey,
-                        op_index=index,
-                    )
+                    new_commit(did, clock(), seq, rev, action, collection, rkey, None, None, index)
                 )
                 continue
             if action != "create" and action != "update":
@@ -230,12 +221,13 @@ class FirehoseDecoder:
                 stats.filtered += 1
                 continue
             cid = op.get("cid")
-            if type(cid) is not bytes or not is_valid_cid(cid):
+            if type(cid) is not bytes:
                 stats.skip(
                     MISSING_CID, f"commit seq={seq} repo={did}: {action} {path} without a CID"
                 )
                 continue
-            block = accel.find_block(blocks, cid)
+            # find_block only returns a block that hashes to a well-formed sha2-256 CID.
+            block = find_block(blocks, cid)
             if block is None:
                 stats.skip(
                     MISSING_RECORD,
@@ -243,23 +235,22 @@ class FirehoseDecoder:
                 )
                 continue
             try:
-                record_json = accel.render_record(block)
+                record_json = render_record(block)
             except InvalidRecordError as exc:
                 stats.skip(INVALID_RECORD, f"commit seq={seq} repo={did} {path}: {exc}")
                 continue
             events.append(
-                Event(
-                    COMMIT,
+                new_commit(
                     did,
                     clock(),
-                    seq=seq,
-                    rev=rev,
-                    operation=action,
-                    collection=collection,
-                    rkey=rkey,
-                    cid=cid_to_str(cid),
-                    record_json=record_json,
-                    op_index=index,
+                    seq,
+                    rev,
+                    action,
+                    collection,
+                    rkey,
+                    cid_to_str(cid),
+                    record_json,
+                    index,
                 )
             )
         return events
@@ -279,7 +270,7 @@ class FirehoseDecoder:
                 INVALID_IDENTITY, f"identity seq={seq!r} lacks a field or has a wrong type"
             )
             return []
-        if not accel.is_rfc3339(time):
+        if not is_rfc3339(time):
             self.stats.skip(BAD_TIME, f"identity seq={seq} did={did} time={time!r}")
             return []
         self._follow_relay_time(time)
@@ -306,7 +297,7 @@ class FirehoseDecoder:
                 INVALID_ACCOUNT, f"account seq={seq!r} lacks a field or has a wrong type"
             )
             return []
-        if not accel.is_rfc3339(time):
+        if not is_rfc3339(time):
             self.stats.skip(BAD_TIME, f"account seq={seq} did={did} time={time!r}")
             return []
         self._follow_relay_time(time)

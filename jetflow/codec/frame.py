@@ -57,6 +57,13 @@ class Frame:
             raise MalformedFrameError("frame is not canonical DAG-CBOR")
         return header, body
 
+    def parts(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(header, body), parsed once; raises MalformedFrameError."""
+        if self._body is None:
+            self._header, self._body = self._parse()
+        assert self._header is not None
+        return self._header, self._body
+
     @property
     def header(self) -> dict[str, Any]:
         if self._header is None:

@@ -119,9 +119,13 @@ async def start_serve(
     server = ServeProcess(process, data_dir, metrics_port=metrics_port)
     started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     server._reader = asyncio.get_running_loop().create_task(server._read_logs(started))
-    await asyncio.wait_for(started, 20)
-    if ready:
-        await server.wait_ready()
+    try:
+        await asyncio.wait_for(started, 20)
+        if ready:
+            await server.wait_ready()
+    except BaseException:
+        await server.stop(signal.SIGKILL)  # never leave a server behind
+        raise
     return server
 
 
