@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -42,7 +41,7 @@ from jetflow.server.ratelimit import RateLimiter, client_address
 from jetflow.server.replay import replay_then_live
 from jetflow.server.subscriber import State, Subscriber
 from jetflow.server.telemetry import ServerMetrics
-from jetflow.store.sqlite import EventStore, ReplayQuery
+from jetflow.store.sqlite import EventStore, ReplayBatch, ReplayQuery
 
 log = logging.getLogger("jetflow.server")
 
@@ -275,7 +274,6 @@ class JetstreamServer:
         )
         self._next_id += 1
         self.connections[subscriber.id] = subscriber
-        _bound_send_buffer(connection)
         self.metrics.subscribers.inc()
         log.info(
             "subscriber connected",
@@ -352,11 +350,11 @@ class JetstreamServer:
         self.hub.add(subscriber)
         return None
 
-    async def _read_replay(
-        self, query: ReplayQuery, position: int, limit: int
-    ) -> list[tuple[int, bytes]]:
+    async def _read_replay(self, query: ReplayQuery, position: int, limit: int) -> ReplayBatch:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.readers, self.store.replay, query, position, limit)
+        return await loop.run_in_executor(
+            self.readers, self.store.read_batch, query, position, limit
+        )
 
     def _count_replay(self, task: asyncio.Task[int]) -> None:
         if not task.cancelled() and task.exception() is None:
@@ -443,19 +441,6 @@ def _response(
     data = body.encode()
     headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(data)))])
     return Response(status.value, status.phrase, headers, data)
-
-
-_SEND_BUFFER_BYTES = 256 * 1024
-
-
-def _bound_send_buffer(connection: ServerConnection) -> None:
-    """Cap the kernel's send buffer for a subscriber, so that the backlog limit, which counts
-    what waits in user space, bounds a slow subscriber's memory (the kernel would otherwise
-    let the buffer grow to several MiB)."""
-    sock = connection.transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER_BYTES)
 
 
 def _describe_close(connection: ServerConnection) -> str:

@@ -41,6 +41,13 @@ class TokenBucket:
         self.tokens -= granted
         return granted
 
+    def spend(self, count: int, now: float | None = None) -> float:
+        """Take ``count`` tokens even if that leaves a debt; return the seconds to wait before
+        sending so that the average rate is kept (for batches larger than the burst)."""
+        self._refill(time.monotonic() if now is None else now)
+        self.tokens -= count
+        return max(-self.tokens, 0.0) / self.rate
+
     def wait_time(self, count: int = 1) -> float:
         """Seconds until ``count`` tokens will be available."""
         missing = min(count, self.burst) - self.tokens

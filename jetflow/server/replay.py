@@ -13,34 +13,52 @@ replays the whole store, spec §5).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
-from jetflow.server.subscriber import State, Subscriber
-from jetflow.store.sqlite import ReplayQuery
+from jetflow.server.subscriber import REPLAY_SEND_BUFFER, State, Subscriber
+from jetflow.store.sqlite import ReplayBatch, ReplayQuery
 
-ReadBatch = Callable[[ReplayQuery, int, int], Awaitable[list[tuple[int, bytes]]]]
-BATCH_ROWS = 2000
+ReadBatch = Callable[[ReplayQuery, int, int], Awaitable[ReplayBatch]]
+BATCH_EVENTS = 5000
 
 
 async def replay_then_live(subscriber: Subscriber, read: ReadBatch, cursor: int) -> int:
-    """Replay from ``cursor`` (inclusive) and switch the subscriber to live; return rows sent."""
+    """Replay from ``cursor`` (inclusive) and switch the subscriber to live; return rows sent.
+
+    The next batch is read while the current one is being sent (reads run in a thread), and
+    a batch read under options that have since changed is read again.
+    """
     subscriber.state = State.REPLAY
+    subscriber.set_send_buffer(REPLAY_SEND_BUFFER)
     subscriber.replay_buffer = []
     subscriber.replay_overflowed = False
     position = cursor
     sent = 0
-    while subscriber.state is State.REPLAY:
-        query = subscriber.options.replay_query(subscriber.compress)  # options may change
-        rows = await read(query, position, BATCH_ROWS)
-        if subscriber.state is not State.REPLAY:
-            break
-        if rows:
-            await subscriber.send_replayed(rows)
-            sent += len(rows)
-            position = rows[-1][0] + 1
-        if len(rows) < BATCH_ROWS:
-            if subscriber.replay_overflowed:
-                subscriber.replay_overflowed = False  # read what was dropped, from the store
-                continue
-            subscriber.go_live()
+    ahead: tuple[ReplayQuery, asyncio.Future[ReplayBatch]] | None = None
+    try:
+        while subscriber.state is State.REPLAY:
+            query = subscriber.options.replay_query(subscriber.compress)  # options may change
+            if ahead is not None and ahead[0] == query:
+                batch = await ahead[1]
+            else:
+                batch = await read(query, position, BATCH_EVENTS)
+            ahead = None
+            if subscriber.state is not State.REPLAY:
+                break
+            if batch.count >= BATCH_EVENTS:
+                following = batch.last_time_us + 1
+                ahead = (query, asyncio.ensure_future(read(query, following, BATCH_EVENTS)))
+            if batch.count:
+                await subscriber.send_replayed(batch)
+                sent += batch.count
+                position = batch.last_time_us + 1
+            if batch.count < BATCH_EVENTS:
+                if subscriber.replay_overflowed:
+                    subscriber.replay_overflowed = False  # read what was dropped, from the store
+                    continue
+                subscriber.go_live()
+    finally:
+        if ahead is not None:
+            ahead[1].cancel()
     return sent

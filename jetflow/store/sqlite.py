@@ -6,9 +6,13 @@ makes "these events and the relay cursor that covers them" atomic, and with incr
 auto-vacuum a TTL trim really returns space. Rows live on disk, not in the Python heap: the
 page cache is bounded, so memory does not grow with the amount stored.
 
-Each row keeps ``time_us`` (the primary key, so replay is an index range scan), ``did``,
-``collection`` and ``kind`` for filtering in SQL (no JSON parsing on replay), and the two
-frames every subscriber is sent: the JSON as a text frame and the zstd frame as a binary one.
+Layout. Each committed batch is one row of ``runs``: the websocket frames of its events
+concatenated, once as text frames (the JSON) and once as binary frames (zstd). Each event is
+one row of ``events``, an index: ``time_us`` (the primary key, so replay is a range scan),
+``did``, ``collection`` and ``kind`` for filtering in SQL (no JSON parsing on replay), and
+where its frames sit in its run. An unfiltered replay is therefore a handful of large reads
+(hundreds of events per row); a filtered one reads the matching index rows and slices their
+frames out of the runs.
 
 Threads: one writer thread (the server runs every write through a single-thread executor)
 and any number of reader threads, each with its own connection.
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,18 +32,28 @@ from jetflow.errors import StoreError
 from jetflow.events import ACCOUNT, COMMIT, IDENTITY, Event
 
 FILENAME = "jetflow.sqlite"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 KIND_CODES = {COMMIT: 0, IDENTITY: 1, ACCOUNT: 2}
 KIND_NAMES = {code: name for name, code in KIND_CODES.items()}
 
 _SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    first_time_us INTEGER PRIMARY KEY,
+    last_time_us  INTEGER NOT NULL,
+    events        INTEGER NOT NULL,
+    text          BLOB    NOT NULL,
+    binary        BLOB    NOT NULL
+);
 CREATE TABLE IF NOT EXISTS events (
     time_us    INTEGER PRIMARY KEY,
     did        TEXT    NOT NULL,
     collection TEXT    NOT NULL,
     kind       INTEGER NOT NULL,
-    text       BLOB    NOT NULL,
-    binary     BLOB    NOT NULL
+    run        INTEGER NOT NULL,
+    text_at    INTEGER NOT NULL,
+    text_len   INTEGER NOT NULL,
+    binary_at  INTEGER NOT NULL,
+    binary_len INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_did ON events (did, time_us);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -84,7 +98,12 @@ class ReplayQuery:
     max_payload: int | None = None
     compressed: bool = False
 
+    @property
+    def unfiltered(self) -> bool:
+        return self.collections is None and self.dids is None and self.max_payload is None
+
     def sql(self) -> tuple[str, list[object]]:
+        """SELECT time_us, run, at, len of matching events from ``time_us >= ?``, ``LIMIT ?``."""
         column = "binary" if self.compressed else "text"
         clauses = ["time_us >= ?"]
         params: list[object] = []
@@ -101,13 +120,26 @@ class ReplayQuery:
             clauses.append(f"did IN ({','.join('?' * len(self.dids))})")
             params += sorted(self.dids)
         if self.max_payload is not None:
-            clauses.append(f"length({column}) <= ?")
+            clauses.append(f"{column}_len <= ?")
             params.append(frame_limit(self.max_payload))
         where = " AND ".join(clauses)
-        return (
-            f"SELECT time_us, {column} FROM events WHERE {where} ORDER BY time_us LIMIT ?",
-            params,
+        sql = (
+            f"SELECT time_us, run, {column}_at, {column}_len FROM events "
+            f"WHERE {where} ORDER BY time_us LIMIT ?"
         )
+        return sql, params
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayBatch:
+    """Consecutive matching events, their frames concatenated ready to write."""
+
+    data: bytes
+    count: int
+    last_time_us: int
+
+
+EMPTY_BATCH = ReplayBatch(b"", 0, 0)
 
 
 class EventStore:
@@ -216,15 +248,47 @@ class EventStore:
         relay_cursor: int | None = None,
         relay_url: str | None = None,
     ) -> None:
-        """Store ``events`` and the relay cursor that covers them, in one transaction."""
+        """Store ``events`` (one run) and the relay cursor that covers them, in one transaction."""
         connection = self._connection()
         try:
             connection.execute("BEGIN IMMEDIATE")
-            connection.executemany(
-                "INSERT INTO events (time_us, did, collection, kind, text, binary) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [(e.time_us, e.did, e.collection, e.kind, e.text, e.binary) for e in events],
-            )
+            if events:
+                run = events[0].time_us
+                rows = []
+                text_at = binary_at = 0
+                for event in events:
+                    text_len, binary_len = len(event.text), len(event.binary)
+                    rows.append(
+                        (
+                            event.time_us,
+                            event.did,
+                            event.collection,
+                            event.kind,
+                            run,
+                            text_at,
+                            text_len,
+                            binary_at,
+                            binary_len,
+                        )
+                    )
+                    text_at += text_len
+                    binary_at += binary_len
+                connection.execute(
+                    "INSERT INTO runs (first_time_us, last_time_us, events, text, binary) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (
+                        run,
+                        events[-1].time_us,
+                        len(events),
+                        b"".join(event.text for event in events),
+                        b"".join(event.binary for event in events),
+                    ),
+                )
+                connection.executemany(
+                    "INSERT INTO events (time_us, did, collection, kind, run, text_at, text_len, "
+                    "binary_at, binary_len) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
             if relay_cursor is not None and relay_url is not None:
                 self.set_meta("relay_url", relay_url)
                 self.set_meta("relay_cursor", str(relay_cursor))
@@ -248,6 +312,8 @@ class EventStore:
                 deleted += cursor.rowcount
                 if cursor.rowcount < chunk:
                     break
+            # A run straddling the cutoff stays until its newest event expires.
+            connection.execute("DELETE FROM runs WHERE last_time_us < ?", (cutoff_us,))
             if deleted:
                 # incremental_vacuum frees one page per step; executescript steps it to the end.
                 connection.executescript("PRAGMA incremental_vacuum;")
@@ -278,22 +344,115 @@ class EventStore:
             if path.exists()
         )
 
+    def read_batch(self, query: ReplayQuery, from_time_us: int, max_events: int) -> ReplayBatch:
+        """Matching events with ``time_us >= from_time_us``, about ``max_events`` of them (whole
+        runs when unfiltered, so possibly more), frames concatenated in order."""
+        try:
+            if query.unfiltered:
+                return self._read_runs(query.compressed, from_time_us, max_events)
+            return self._read_matches(query, from_time_us, max_events)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read {self.path}: {exc}") from None
+
+    def _read_runs(self, compressed: bool, from_time_us: int, max_events: int) -> ReplayBatch:
+        column = "binary" if compressed else "text"
+        connection = self._connection()
+        first = connection.execute(
+            f"SELECT time_us, run, {column}_at FROM events "
+            "WHERE time_us >= ? ORDER BY time_us LIMIT 1",
+            (from_time_us,),
+        ).fetchone()
+        if first is None:
+            return EMPTY_BATCH
+        start_time, run, offset = first
+        last, data = connection.execute(
+            f"SELECT last_time_us, {column} FROM runs WHERE first_time_us = ?", (run,)
+        ).fetchone()
+        # Counted from the index: a run past the TTL has lost its oldest events, not its bytes.
+        (count,) = connection.execute(
+            "SELECT count(*) FROM events WHERE time_us >= ? AND time_us <= ?", (start_time, last)
+        ).fetchone()
+        parts = [data[offset:]]
+        after = run
+        while count < max_events:
+            rows = connection.execute(
+                f"SELECT first_time_us, last_time_us, events, {column} FROM runs "
+                "WHERE first_time_us > ? ORDER BY first_time_us LIMIT 16",
+                (after,),
+            ).fetchall()
+            for row in rows:
+                after, last, events, data = row
+                parts.append(data)
+                count += events
+                if count >= max_events:
+                    break
+            if len(rows) < 16:
+                break
+        return ReplayBatch(b"".join(parts), count, last)
+
+    def _read_matches(self, query: ReplayQuery, from_time_us: int, max_events: int) -> ReplayBatch:
+        sql, params = query.sql()
+        connection = self._connection()
+        matches = connection.execute(sql, [from_time_us, *params, max_events]).fetchall()
+        if not matches:
+            return EMPTY_BATCH
+        column = "binary" if query.compressed else "text"
+        frames = self._slices(column, [(run, at, length) for _, run, at, length in matches])
+        return ReplayBatch(b"".join(frames), len(matches), matches[-1][0])
+
     def replay(self, query: ReplayQuery, from_time_us: int, limit: int) -> list[tuple[int, bytes]]:
         """Up to ``limit`` (time_us, frame) pairs with ``time_us >= from_time_us``, in order."""
         sql, params = query.sql()
+        column = "binary" if query.compressed else "text"
+        connection = self._connection()
         try:
-            rows: list[tuple[int, bytes]] = (
-                self._connection().execute(sql, [from_time_us, *params, limit]).fetchall()
-            )
+            matches = connection.execute(sql, [from_time_us, *params, limit]).fetchall()
+            return [
+                (time_us, frame)
+                for (time_us, *_), frame in zip(
+                    matches,
+                    self._slices(column, [(run, at, n) for _, run, at, n in matches]),
+                    strict=True,
+                )
+            ]
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read {self.path}: {exc}") from None
-        return rows
+
+    def _slices(self, column: str, where: list[tuple[int, int, int]]) -> list[bytes]:
+        """The bytes at (run, offset, length) in ``column`` of runs."""
+        connection = self._connection()
+        out: list[bytes] = []
+        blob = None
+        open_run = None
+        try:
+            for run, at, length in where:
+                if run != open_run:
+                    if blob is not None:
+                        blob.close()
+                    blob = connection.blobopen("runs", column, run, readonly=True)
+                    open_run = run
+                assert blob is not None
+                blob.seek(at)
+                out.append(blob.read(length))
+        finally:
+            if blob is not None:
+                blob.close()
+        return out
 
     def events_after(self, time_us: int, limit: int) -> list[StoredEvent]:
-        """Whole rows newer than ``time_us`` (for fan-out processes following the log)."""
-        rows: Iterable[tuple[int, str, str, int, bytes, bytes]] = self._connection().execute(
-            "SELECT time_us, did, collection, kind, text, binary FROM events "
-            "WHERE time_us > ? ORDER BY time_us LIMIT ?",
-            (time_us, limit),
+        """Whole events newer than ``time_us`` (for fan-out processes following the log)."""
+        rows = (
+            self._connection()
+            .execute(
+                "SELECT time_us, did, collection, kind, run, text_at, text_len, binary_at, "
+                "binary_len FROM events WHERE time_us > ? ORDER BY time_us LIMIT ?",
+                (time_us, limit),
+            )
+            .fetchall()
         )
-        return [StoredEvent(*row) for row in rows]
+        texts = self._slices("text", [(row[4], row[5], row[6]) for row in rows])
+        binaries = self._slices("binary", [(row[4], row[7], row[8]) for row in rows])
+        return [
+            StoredEvent(row[0], row[1], row[2], row[3], text, binary)
+            for row, text, binary in zip(rows, texts, binaries, strict=True)
+        ]

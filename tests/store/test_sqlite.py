@@ -76,3 +76,41 @@ def test_corrupt_store_gives_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "jetflow.sqlite").write_bytes(b"not a database" * 100)
     with pytest.raises(StoreError, match=r"jetflow\.sqlite"):
         EventStore(tmp_path)
+
+
+def test_batches_concatenate_frames_in_order_from_any_position(tmp_path: Path) -> None:
+    store = EventStore(tmp_path)
+    runs = [
+        [
+            event(t, "app.bsky.feed.post" if t % 3 else "app.bsky.feed.like")
+            for t in range(start, start + 50)
+        ]
+        for start in range(1, 500, 50)
+    ]
+    for run in runs:
+        store.append(run)
+    every = [e for run in runs for e in run]
+    whole = store.read_batch(ReplayQuery(), 0, 10_000)
+    assert (
+        whole.data == b"".join(e.text for e in every)
+        and whole.count == 500
+        and whole.last_time_us == 500
+    )
+    middle = store.read_batch(ReplayQuery(), 75, 120)  # starts inside the second run
+    expected = [e for e in every if e.time_us >= 75]
+    assert middle.data.startswith(b"".join(e.text for e in expected[:100]))
+    assert middle.count >= 120 and middle.data == b"".join(e.text for e in expected[: middle.count])
+    likes = store.read_batch(ReplayQuery(collections=frozenset({"app.bsky.feed.like"})), 10, 1000)
+    assert likes.data == b"".join(e.text for e in every if e.time_us >= 10 and e.time_us % 3 == 0)
+    compressed = store.read_batch(ReplayQuery(compressed=True), 0, 10)
+    assert compressed.data == b"".join(e.binary for e in every[:50])
+    assert store.read_batch(ReplayQuery(), 501, 10).count == 0
+
+
+def test_a_run_half_past_the_ttl_replays_only_what_is_left(tmp_path: Path) -> None:
+    store = EventStore(tmp_path)
+    store.append([event(t) for t in range(1, 101)])
+    store.trim(cutoff_us=60)
+    batch = store.read_batch(ReplayQuery(), 0, 1000)
+    assert batch.count == 41 and batch.data == b"".join(event(t).text for t in range(60, 101))
+    assert [e.time_us for e in store.events_after(0, 5)] == [60, 61, 62, 63, 64]
