@@ -127,3 +127,49 @@ def test_record_from_a_local_relay_writes_the_relay_frames(
     )
     parser.close()
     assert frames == corpus_frames
+
+
+def test_synth_writes_a_deterministic_capture_that_converts_cleanly(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.bin.zst", tmp_path / "b.bin.zst"
+    for path in (first, second):
+        result = jetflow("synth", "-o", str(path), "--frames", "300", "--seed", "4")
+        assert result.returncode == 0, result.stderr
+    raw = [
+        zstandard.ZstdDecompressor().decompressobj().decompress(p.read_bytes())
+        for p in (first, second)
+    ]
+    assert raw[0] == raw[1]
+    converted = jetflow("convert", str(first))
+    assert converted.returncode == 0 and b"skipped" not in converted.stderr
+    assert len(converted.stdout.splitlines()) >= 300
+
+
+def test_long_commands_show_progress_on_a_terminal(tmp_path: Path) -> None:
+    import os
+    import pty
+
+    primary, secondary = pty.openpty()
+    try:
+        result = subprocess.run(
+            [*JETFLOW, "synth", "-o", str(tmp_path / "p.bin"), "--frames", "2000"],
+            stdout=subprocess.DEVNULL,
+            stderr=secondary,
+            timeout=120,
+            check=False,
+        )
+        os.close(secondary)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(primary)
+    assert result.returncode == 0
+    assert b"2,000/2,000 frames" in shown
+    piped = jetflow("synth", "-o", str(tmp_path / "q.bin"), "--frames", "2000")
+    assert b"frames" not in piped.stderr  # no progress when stderr is not a terminal
