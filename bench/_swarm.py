@@ -20,7 +20,6 @@ import sys
 import time
 from urllib.parse import urlsplit
 
-
 # With JETFLOW_SWARM_BYTES=1 clients only count bytes (cheapest, for replay speed).
 COUNT_BYTES_ONLY = os.environ.get("JETFLOW_SWARM_BYTES") == "1"
 

@@ -62,6 +62,18 @@ def jetflow_chain(frames: list[bytes]) -> int:
     return len(sizes)
 
 
+def block_before(car: bytes, at: int, cid_len: int) -> object:
+    """Decode the block whose CID sits at ``at``, its length read from the varint before it
+    (one or two bytes, nearly always; no checks: this is the bare loop)."""
+    if car[at - 2] >= 0x80:
+        length = (car[at - 2] & 0x7F) | (car[at - 1] << 7)
+        try:
+            return libipld.decode_dag_cbor(car[at + cid_len : at + length])
+        except ValueError:
+            pass
+    return libipld.decode_dag_cbor(car[at + cid_len : at + car[at - 1]])
+
+
 def bare_chain() -> Chain:
     compress = zstandard.ZstdCompressor(
         level=3, dict_data=zstandard.ZstdCompressionDict(DICTIONARY.read_bytes())
@@ -93,11 +105,7 @@ def bare_chain() -> Chain:
                 }
                 cid = op_["cid"]
                 if cid is not None:
-                    at = car.rfind(cid)
-                    length = (car[at - 2] & 0x7F) | (
-                        car[at - 1] << 7
-                    )  # the 2-byte varint before it
-                    commit["record"] = libipld.decode_dag_cbor(car[at + len(cid) : at + length])
+                    commit["record"] = block_before(car, car.rfind(cid), len(cid))
                     commit["cid"] = libipld.encode_cid(cid)
                 event = {"did": body["repo"], "time_us": 0, "kind": "commit", "commit": commit}
                 compress(orjson.dumps(event, default=as_json, option=orjson.OPT_SORT_KEYS))

@@ -27,6 +27,7 @@ from jetflow.errors import (
 from jetflow.events import Event
 from jetflow.filtering import EventFilter
 from jetflow.flow import Overflow
+from jetflow.pipeline import Pipeline
 
 __version__ = "0.1.0"
 
@@ -48,6 +49,7 @@ __all__ = [
     "MalformedFrameError",
     "MonotonicClock",
     "Overflow",
+    "Pipeline",
     "SinkError",
     "StoreError",
     "UpstreamError",

@@ -12,12 +12,15 @@
     │   ├── InvalidRecordError   a record that breaks the rules of spec §9 / §0.1
     │   └── CaptureError         a capture file that is truncated or corrupt (names file, offset)
     ├── StoreError               the event store cannot be opened, read or written
-    └── SinkError                a sink cannot accept events (file system, remote endpoint)
+    ├── SinkError                a sink cannot accept events (file system, remote endpoint)
+    └── UserFunctionError        a user's function raised, under the pipeline's "stop" policy
 
 Every error carries a message that names the input it is about, so it can be logged as is.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class JetflowError(Exception):
@@ -73,3 +76,15 @@ class StoreError(JetflowError):
 
 class SinkError(JetflowError):
     """A sink could not accept or deliver events."""
+
+
+class UserFunctionError(JetflowError):
+    """A user function raised under a pipeline's ``"stop"`` policy.
+
+    ``failed`` (a :class:`jetflow.userfn.FailedEvent`) names the function, the exception and
+    the event (``did=… collection=… rkey=…``); ``__cause__`` is the original exception.
+    """
+
+    def __init__(self, failed: Any) -> None:
+        self.failed = failed
+        super().__init__(failed.message)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from jetflow.codec.car import block_with_cid, write_car
-from jetflow.codec.cid import Link
+from jetflow.codec.cid import Link, compute_cid
 from jetflow.codec.frame import encode_frame
 
 DID = "did:plc:testtesttesttesttesttest"
@@ -34,8 +34,6 @@ def commit_frame(
         op: dict[str, Any] = {"action": action, "path": path, "cid": None}
         if record is not None:
             if isinstance(record, bytes):
-                from jetflow.codec.cid import compute_cid
-
                 cid, block = compute_cid(record), record
             else:
                 cid, block = block_with_cid(record)

@@ -10,10 +10,34 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from jetflow.cli import convert, dictionary, record, relay, serve, synth, tail
+from jetflow.cli import (
+    convert,
+    dashboard,
+    dictionary,
+    lint,
+    record,
+    relay,
+    run,
+    serve,
+    synth,
+    tail,
+    test,
+)
 from jetflow.errors import ConfigError, JetflowError
 
-COMMANDS = (tail, convert, record, synth, relay, serve, dictionary)
+COMMANDS = (
+    tail,
+    convert,
+    record,
+    synth,
+    relay,
+    serve,
+    dictionary,
+    dashboard,
+    run,
+    lint,
+    test,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

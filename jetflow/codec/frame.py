@@ -11,6 +11,7 @@ from typing import Any
 import libipld
 
 from jetflow.codec import accel
+from jetflow.codec.cbor import encode
 from jetflow.errors import MalformedFrameError
 
 OP_MESSAGE = 1
@@ -105,8 +106,6 @@ class Frame:
 
 def encode_frame(header: dict[str, Any], body: dict[str, Any]) -> bytes:
     """Build a frame from a header and a body (values may hold :class:`~jetflow.codec.cid.Link`)."""
-    from jetflow.codec.cbor import encode
-
     return encode(header) + encode(body)
 
 

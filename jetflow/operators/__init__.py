@@ -3,6 +3,7 @@
 >>> from jetflow import operators as op
 >>> posts = frames.pipe(op.decode(), op.filter(collections=["app.bsky.feed.post"]), op.encode())
 >>> per_second = posts.pipe(op.count_by("record.langs.0", window=op.tumbling("1s")))
+>>> texts = posts.pipe(op.match("record.text", contains=["jetflow"]), op.map(str))
 """
 
 from jetflow.operators.aggregate import HyperLogLog, count_by, distinct_count, rate, top_k
@@ -10,6 +11,9 @@ from jetflow.operators.compress import compress, decompress
 from jetflow.operators.decode import DecodedStream, decode
 from jetflow.operators.encode import encode, parse
 from jetflow.operators.filter import filter
+from jetflow.operators.match import match
+from jetflow.operators.tap import map, tap
+from jetflow.operators.tojson import to_json
 from jetflow.operators.window import (
     WindowResult,
     WindowSpec,
@@ -32,9 +36,13 @@ __all__ = [
     "distinct_count",
     "encode",
     "filter",
+    "map",
+    "match",
     "parse",
     "rate",
     "sliding",
+    "tap",
+    "to_json",
     "top_k",
     "tumbling",
     "windowed",

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from jetflow.addresses import parse_listen
 from jetflow.durations import parse_duration
 from jetflow.errors import ConfigError
 from jetflow.server.ratelimit import Network, parse_networks
@@ -50,16 +51,8 @@ class Setting:
     help: str
 
 
-def parse_address(value: str, name: str) -> tuple[str, int]:
-    """``HOST:PORT`` or Go's ``:PORT`` (all interfaces)."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"{name}: {value!r} is not HOST:PORT")
-    return (host.strip("[]") or "0.0.0.0", int(port))
-
-
 def _optional_address(value: str, name: str) -> tuple[str, int] | None:
-    return None if value.lower() in ("", "off", "none") else parse_address(value, name)
+    return None if value.lower() in ("", "off", "none") else parse_listen(value, name)
 
 
 def _positive_number(value: str, name: str) -> float:
@@ -124,7 +117,7 @@ SETTINGS = (
         "listen",
         "--listen",
         ("JETFLOW_LISTEN", "JETSTREAM_LISTEN_ADDR"),
-        parse_address,
+        parse_listen,
         "HOST:PORT for /subscribe (default 127.0.0.1:6008)",
     ),
     Setting(

@@ -5,14 +5,18 @@
 - :func:`stdout` — JSON lines on standard output
 - :func:`websocket` — push to a remote websocket endpoint
 - :func:`capture` — raw frames into a capture file
+- :func:`prometheus` — a counter or gauge served on ``/metrics``
+- :func:`websocket_server` — serve the stream to any number of websocket clients
 """
 
 from jetflow.sinks._base import AsyncSink, Sink, SinkStats
 from jetflow.sinks.callback import AsyncCallbackSink, CallbackSink, callback
 from jetflow.sinks.capture import CaptureSink, capture
 from jetflow.sinks.files import JsonlFileSink, jsonl
+from jetflow.sinks.prometheus import PrometheusSink, prometheus
 from jetflow.sinks.stdout import StdoutSink, stdout
 from jetflow.sinks.websocket import WebsocketSink, websocket
+from jetflow.sinks.websocket_server import WebsocketServerSink, websocket_server
 
 __all__ = [
     "AsyncCallbackSink",
@@ -20,13 +24,17 @@ __all__ = [
     "CallbackSink",
     "CaptureSink",
     "JsonlFileSink",
+    "PrometheusSink",
     "Sink",
     "SinkStats",
     "StdoutSink",
+    "WebsocketServerSink",
     "WebsocketSink",
     "callback",
     "capture",
     "jsonl",
+    "prometheus",
     "stdout",
     "websocket",
+    "websocket_server",
 ]

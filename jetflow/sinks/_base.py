@@ -13,6 +13,7 @@ import asyncio
 import collections
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from reactivex import abc
@@ -115,6 +116,9 @@ class AsyncSink(Sink[T], Generic[T]):
         self._paused: list[FlowControl] = []
         self._closing = False
         self._low_water = max(buffer_size // 2, 1)
+        # Called with (item, exception) when handle() raises; default: count and log. A pipeline
+        # sets it to apply its error policy.
+        self.on_handle_error: Callable[[T, Exception], None] | None = None
 
     async def handle(self, value: T) -> None:
         """Deliver one item (subclasses)."""
@@ -172,7 +176,12 @@ class AsyncSink(Sink[T], Generic[T]):
                         raise
                     except Exception as exc:  # one failed item must not end the sink
                         self.stats.count_error(type(exc).__name__)
-                        log.warning("%s could not deliver an item: %s", type(self).__name__, exc)
+                        if self.on_handle_error is not None:
+                            self.on_handle_error(value, exc)
+                        else:
+                            log.warning(
+                                "%s could not deliver an item: %s", type(self).__name__, exc
+                            )
                     if self._paused and len(queue) <= self._low_water:
                         self._resume_sources()
                 if self._closing:

@@ -17,10 +17,10 @@ class CallbackSink(Sink[T]):
 
     def __init__(self, fn: Callable[[T], Any]) -> None:
         super().__init__()
-        self._fn = fn
+        self.fn = fn
 
     def write(self, value: T) -> None:
-        self._fn(value)
+        self.fn(value)
         self.stats.delivered += 1
 
 
@@ -35,10 +35,10 @@ class AsyncCallbackSink(AsyncSink[T]):
         overflow: str | Overflow = Overflow.BLOCK,
     ) -> None:
         super().__init__(buffer_size=buffer_size, overflow=overflow)
-        self._fn = fn
+        self.fn = fn
 
     async def handle(self, value: T) -> None:
-        await self._fn(value)
+        await self.fn(value)
 
 
 def callback(

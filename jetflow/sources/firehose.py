@@ -89,6 +89,10 @@ class FirehoseSource(Source[Frame]):
         """The ``seq`` the next connection resumes after (the last one delivered)."""
         return self._cursor
 
+    def resume_after(self, seq: int) -> None:
+        """Make the next connection start after ``seq`` (e.g. a pipeline's own checkpoint)."""
+        self._cursor = seq
+
     async def _items(self) -> AsyncIterator[Frame]:
         try:
             while True:
