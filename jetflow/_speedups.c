@@ -1134,7 +1134,7 @@ static const uint32_t SHA256_K[64] = {
 /* Process one 64-byte block (FIPS 180-4 §6.2.2): message schedule, then 64 rounds, eight
    at a time so that the working variables stay in registers. */
 static void
-sha256_block(uint32_t state[8], const uint8_t *block)
+sha256_block_portable(uint32_t state[8], const uint8_t *block)
 {
     uint32_t w[64];
     for (int t = 0; t < 16; t++)
@@ -1164,6 +1164,68 @@ sha256_block(uint32_t state[8], const uint8_t *block)
     state[7] += h;
 }
 
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define HAVE_SHA_NI_CODE 1
+#include <cpuid.h>
+#include <immintrin.h>
+
+/* The same block function with the x86 SHA extensions (Intel's SHA-NI: two rounds per
+   sha256rnds2, the schedule in sha256msg1/msg2), several times faster than the portable
+   code. Used only when CPUID reports SHA, SSSE3 and SSE4.1. The state lives in two registers
+   as ABEF and CDGH, the layout sha256rnds2 expects. */
+__attribute__((target("sha,ssse3,sse4.1"))) static void
+sha256_block_sha_ni(uint32_t state[8], const uint8_t *block)
+{
+    const __m128i byte_swap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    __m128i dcba = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)state), 0xB1);
+    __m128i hgfe = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)(state + 4)), 0x1B);
+    __m128i abef = _mm_alignr_epi8(dcba, hgfe, 8);
+    __m128i cdgh = _mm_blend_epi16(hgfe, dcba, 0xF0);
+    const __m128i abef_before = abef, cdgh_before = cdgh;
+    __m128i w[4];
+    for (int group = 0; group < 16; group++) {
+        /* w[group % 4] holds the schedule words 4*group .. 4*group+3. */
+        __m128i *now = &w[group & 3];
+        if (group < 4) {
+            *now = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 16 * group)),
+                                    byte_swap);
+        } else {
+            const __m128i previous = w[(group + 3) & 3], before_previous = w[(group + 2) & 3];
+            __m128i next = _mm_sha256msg1_epu32(*now, w[(group + 1) & 3]);
+            next = _mm_add_epi32(next, _mm_alignr_epi8(previous, before_previous, 4));
+            *now = _mm_sha256msg2_epu32(next, previous);
+        }
+        __m128i message =
+            _mm_add_epi32(*now, _mm_loadu_si128((const __m128i *)(SHA256_K + 4 * group)));
+        cdgh = _mm_sha256rnds2_epu32(cdgh, abef, message);
+        message = _mm_shuffle_epi32(message, 0x0E);
+        /* cdgh now holds A,B,E,F after two rounds, which are C,D,G,H after four */
+        abef = _mm_sha256rnds2_epu32(abef, cdgh, message);
+    }
+    abef = _mm_add_epi32(abef, abef_before);
+    cdgh = _mm_add_epi32(cdgh, cdgh_before);
+    const __m128i feba = _mm_shuffle_epi32(abef, 0x1B);
+    const __m128i dchg = _mm_shuffle_epi32(cdgh, 0xB1);
+    _mm_storeu_si128((__m128i *)state, _mm_blend_epi16(feba, dchg, 0xF0));
+    _mm_storeu_si128((__m128i *)(state + 4), _mm_alignr_epi8(dchg, feba, 8));
+}
+
+static int
+cpu_has_sha_ni(void)
+{
+    unsigned int eax, ebx, ecx, edx;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx))
+        return 0;
+    const int ssse3 = (ecx >> 9) & 1, sse41 = (ecx >> 19) & 1;
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx))
+        return 0;
+    return ssse3 && sse41 && ((ebx >> 29) & 1);
+}
+#endif
+
+/* The block function for this CPU, chosen once at import. */
+static void (*sha256_block)(uint32_t state[8], const uint8_t *block) = sha256_block_portable;
+
 /* SHA-256 of data[0..n): whole blocks, then the padded tail (0x80, zeros, bit length). */
 static void
 sha256(const uint8_t *data, size_t n, uint8_t digest[32])
@@ -1192,16 +1254,23 @@ sha256(const uint8_t *data, size_t n, uint8_t digest[32])
     }
 }
 
-PyDoc_STRVAR(sha256_doc, "_sha256(data: bytes) -> bytes\n\nThe SHA-256 digest (for tests).");
+PyDoc_STRVAR(sha256_doc,
+"_sha256(data: bytes, portable: bool = False) -> bytes\n\n"
+"The SHA-256 digest, with this CPU's fastest block function or the portable one (for tests).");
 
 static PyObject *
-speedups_sha256(PyObject *Py_UNUSED(module), PyObject *arg)
+speedups_sha256(PyObject *Py_UNUSED(module), PyObject *args)
 {
     Py_buffer view;
+    int portable = 0;
     uint8_t digest[32];
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+    if (!PyArg_ParseTuple(args, "y*|p:_sha256", &view, &portable))
         return NULL;
+    void (*fastest)(uint32_t state[8], const uint8_t *block) = sha256_block;
+    if (portable)
+        sha256_block = sha256_block_portable; /* the GIL is held: nobody sees the swap */
     sha256(view.buf, (size_t)view.len, digest);
+    sha256_block = fastest;
     PyBuffer_Release(&view);
     return PyBytes_FromStringAndSize((const char *)digest, 32);
 }
@@ -1299,15 +1368,34 @@ speedups_check_car(PyObject *Py_UNUSED(module), PyObject *arg)
 }
 
 /* The last start of `needle` that ends at or before `limit`, as bytes.rfind(needle, 0, limit);
-   -1 if none. */
+   -1 if none. Candidates are found by the needle's last byte: every CID starts with the same
+   few bytes, but its last byte is a digest byte, rare in the rest of the CAR. */
 static Py_ssize_t
 rfind(const uint8_t *hay, size_t limit, const uint8_t *needle, size_t n)
 {
-    if (n > limit)
+    if (n == 0 || n > limit)
         return -1;
-    for (size_t i = limit - n + 1; i-- > 0;)
-        if (hay[i] == needle[0] && memcmp(hay + i, needle, n) == 0)
-            return (Py_ssize_t)i;
+    const uint8_t last = needle[n - 1];
+    size_t end = limit; /* candidates for the needle's last byte lie in [n-1, end) */
+    while (end > n - 1) {
+#if defined(__GLIBC__)
+        const uint8_t *hit = memrchr(hay + n - 1, last, end - (n - 1));
+        if (hit == NULL)
+            return -1;
+        size_t at = (size_t)(hit - hay);
+#else
+        size_t at = end - 1;
+        while (hay[at] != last) {
+            if (at == n - 1)
+                return -1;
+            at--;
+        }
+#endif
+        size_t start = at - (n - 1);
+        if (memcmp(hay + start, needle, n - 1) == 0)
+            return (Py_ssize_t)start;
+        end = at;
+    }
     return -1;
 }
 
@@ -1326,13 +1414,14 @@ cid_sha256_digest(const uint8_t *cid, size_t n)
 
 /* Try the block lengths whose varint ends just before `start` (1 to 4 bytes, read backwards
    as car.find_block does); return the end of the first block hashing to `digest`, or 0. */
-/* 1 if data[0:n] hashes to `digest`, 0 if not, -1 with an exception set. hashlib (OpenSSL)
-   is several times faster than the portable sha256() above on CPUs with SHA instructions,
-   which matters because every record block is hashed. */
+/* 1 if data[0:n] hashes to `digest`, 0 if not, -1 with an exception set. Every record block
+   is hashed, so the fastest available SHA-256 matters: our own with the CPU's SHA
+   instructions, else hashlib (OpenSSL, which has assembly for many CPUs), else the portable
+   code. */
 static int
 hashes_to(const uint8_t *data, size_t n, const uint8_t *digest)
 {
-    if (hashlib_sha256 == NULL) {
+    if (hashlib_sha256 == NULL || sha256_block != sha256_block_portable) {
         uint8_t got[32];
         sha256(data, n, got);
         return memcmp(got, digest, 32) == 0;
@@ -1650,7 +1739,7 @@ static PyMethodDef speedups_methods[] = {
      commit_json_doc},
     {"is_canonical_frame", (PyCFunction)(void (*)(void))speedups_is_canonical_frame, METH_FASTCALL,
      is_canonical_frame_doc},
-    {"_sha256", speedups_sha256, METH_O, sha256_doc},
+    {"_sha256", speedups_sha256, METH_VARARGS, sha256_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1692,5 +1781,14 @@ PyInit__speedups(void)
         Py_DECREF(hashlib);
     }
     PyErr_Clear(); /* without hashlib, the portable sha256() is used */
-    return PyModule_Create(&speedups_module);
+#ifdef HAVE_SHA_NI_CODE
+    if (cpu_has_sha_ni())
+        sha256_block = sha256_block_sha_ni;
+#endif
+    PyObject *module = PyModule_Create(&speedups_module);
+    if (module != NULL &&
+        PyModule_AddStringConstant(module, "SHA256_IMPLEMENTATION",
+                                   sha256_block == sha256_block_portable ? "portable" : "sha-ni") < 0)
+        Py_CLEAR(module);
+    return module;
 }

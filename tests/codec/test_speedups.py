@@ -891,16 +891,27 @@ def test_car_generated(header: Any, blocks: list[bytes]) -> None:
 # SHA-256
 
 
+# Both block functions: this CPU's fastest (SHA-NI where present) and the portable one.
+@pytest.mark.parametrize("portable", [False, True], ids=["fastest", "portable"])
 @pytest.mark.parametrize("size", [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 128, 1000, 1 << 20])
-def test_sha256_against_hashlib(size: int) -> None:
+def test_sha256_against_hashlib(size: int, portable: bool) -> None:
     data = (bytes(range(251)) * (size // 251 + 1))[:size]
-    assert C._sha256(data) == hashlib.sha256(data).digest()
+    assert C._sha256(data, portable) == hashlib.sha256(data).digest()
 
 
 @FUZZ
-@given(data=st.binary(max_size=300))
-def test_sha256_fuzzed(data: bytes) -> None:
-    assert C._sha256(data) == hashlib.sha256(data).digest()
+@given(data=st.binary(max_size=300), portable=st.booleans())
+def test_sha256_fuzzed(data: bytes, portable: bool) -> None:
+    assert C._sha256(data, portable) == hashlib.sha256(data).digest()
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="reads the CPU flags from Linux")
+def test_sha256_uses_the_cpu_sha_extensions_when_present() -> None:
+    with open("/proc/cpuinfo") as cpuinfo:
+        flags = next((line for line in cpuinfo if line.startswith("flags")), "").split()
+    has_sha_ni = {"sha_ni", "ssse3", "sse4_1"} <= set(flags)
+    chosen = C.SHA256_IMPLEMENTATION
+    assert chosen == ("sha-ni" if has_sha_ni else "portable")
 
 
 # ---------------------------------------------------------------------------------------------
