@@ -5,7 +5,7 @@ Each client does the websocket handshake by hand, then only counts the frames it
 what gets measured. Driven over stdin/stdout: prints ``ready`` once every client is connected;
 answers ``report`` with a JSON line of counts; exits on ``quit``.
 
-    python bench/_swarm.py ws://127.0.0.1:6008 100 'cursor=...' 'wantedCollections=app.bsky.feed.like' ...
+    python bench/_swarm.py ws://127.0.0.1:6008 100 'cursor=1' 'wantedCollections=app.bsky.feed.like'
 
 Query strings are assigned to clients round robin (mixed filters).
 """
@@ -18,6 +18,8 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 # With JETFLOW_SWARM_BYTES=1 clients only count bytes (cheapest, for replay speed).
@@ -130,6 +132,69 @@ async def main() -> None:
     for client in clients:
         if client.transport is not None:
             client.transport.close()
+
+
+# -- the driver, for the benchmark scripts ---------------------------------------------------
+
+PYTHON = sys.executable
+TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_bytes(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+
+
+class Swarm:
+    """The subscriber swarm subprocess."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    @classmethod
+    async def start(
+        cls, url: str, count: int, queries: list[str], *, bytes_only: bool = False
+    ) -> Swarm:
+        process = await asyncio.create_subprocess_exec(
+            PYTHON,
+            __file__,
+            url,
+            str(count),
+            *queries,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, "JETFLOW_SWARM_BYTES": "1" if bytes_only else "0"},
+        )
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 120)
+        assert line.strip() == b"ready", line
+        return cls(process)
+
+    async def report(self) -> dict[str, Any]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(b"report\n")
+        await self.process.stdin.drain()
+        return json.loads(await self.process.stdout.readline())  # type: ignore[no-any-return]
+
+    async def settle(self, quiet: float = 0.5, timeout: float = 120) -> dict[str, Any]:
+        """Report once nothing has arrived for ``quiet`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            report = await self.report()
+            if report["now"] - report["last_at"] >= quiet or time.monotonic() > deadline:
+                return report
+            await asyncio.sleep(0.2)
+
+    async def stop(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(b"quit\n")
+        await self.process.stdin.drain()
+        await self.process.wait()
 
 
 if __name__ == "__main__":

@@ -29,10 +29,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
+
+from _swarm import PYTHON, Swarm, cpu_seconds, rss_bytes  # noqa: E402
 
 from jetflow.codec.firehose import FirehoseDecoder  # noqa: E402
 from jetflow.codec.zstd import Compressor  # noqa: E402
@@ -40,66 +41,7 @@ from jetflow.events import WIRE_KINDS  # noqa: E402
 from jetflow.store.sqlite import EventStore, StoredEvent  # noqa: E402
 from jetflow.testing import FakeRelay, SyntheticFirehose  # noqa: E402
 
-PYTHON = sys.executable
-TICKS = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
 FILTERS = ["", "wantedCollections=app.bsky.feed.like", "wantedCollections=app.bsky.graph.*"]
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def rss_bytes(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
-
-
-class Swarm:
-    """The subscriber swarm subprocess."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-
-    @classmethod
-    async def start(
-        cls, url: str, count: int, queries: list[str], *, bytes_only: bool = False
-    ) -> Swarm:
-        process = await asyncio.create_subprocess_exec(
-            PYTHON,
-            str(BENCH / "_swarm.py"),
-            url,
-            str(count),
-            *queries,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            env={**os.environ, "JETFLOW_SWARM_BYTES": "1" if bytes_only else "0"},
-        )
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), 120)
-        assert line.strip() == b"ready", line
-        return cls(process)
-
-    async def report(self) -> dict[str, Any]:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(b"report\n")
-        await self.process.stdin.drain()
-        return json.loads(await self.process.stdout.readline())  # type: ignore[no-any-return]
-
-    async def settle(self, quiet: float = 0.5, timeout: float = 120) -> dict[str, Any]:
-        """Report once nothing has arrived for ``quiet`` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            report = await self.report()
-            if report["now"] - report["last_at"] >= quiet or time.monotonic() > deadline:
-                return report
-            await asyncio.sleep(0.2)
-
-    async def stop(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(b"quit\n")
-        await self.process.stdin.drain()
-        await self.process.wait()
 
 
 async def start_serve(
@@ -294,7 +236,7 @@ async def idle_memory(subscribers: int) -> tuple[int, int]:
     return before, after
 
 
-# -- 4. ingest with the store ------------------------------------------------------------------------
+# -- 4. ingest with the store ----------------------------------------------------------------
 
 
 def ingest_rates(frames: list[bytes], repeat: int) -> tuple[float, float]:
@@ -330,6 +272,11 @@ def ingest_rates(frames: list[bytes], repeat: int) -> tuple[float, float]:
     return statistics.median(alone), statistics.median(stored)
 
 
+def fanout_row(name: str, subscribers: int, messages: int, cpu: float) -> None:
+    per_message = cpu / messages * 1e6
+    print(f"| {name} | {subscribers:,} | {messages:,} | {cpu:.2f} | {per_message:.2f} |")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=2000, help="frames per fan-out burst")
@@ -346,9 +293,7 @@ async def main() -> None:
     other_burst = list(firehose.frames(args.events))
     if args.only in (None, "fanout"):
         payloads = [event.json for frame in burst for event in FirehoseDecoder().decode(frame)]
-        print(
-            "\n| fan-out, 1 core | subscribers | messages | server CPU s | µs per subscriber-message |"
-        )
+        print("\n| fan-out, 1 core | subscribers | messages | server CPU s | µs per sub-message |")
         print("|---|---:|---:|---:|---:|")
         for subscribers in (100, 1000):
             burst, other_burst = (
@@ -356,23 +301,20 @@ async def main() -> None:
                 list(firehose.frames(args.events)),
             )
             cpu, messages = await fanout_broadcast(subscribers, payloads[: args.events])
-            print(
-                f"| websockets broadcast() | {subscribers:,} | {messages:,} | {cpu:.2f} | {cpu / messages * 1e6:.2f} |"
-            )
+            fanout_row("websockets broadcast()", subscribers, messages, cpu)
             cpu, messages = await fanout_jetflow(subscribers, burst, other_burst, warm)
-            print(
-                f"| jetflow serve (mixed filters) | {subscribers:,} | {messages:,} | {cpu:.2f} | {cpu / messages * 1e6:.2f} |"
-            )
+            fanout_row("jetflow serve (mixed filters)", subscribers, messages, cpu)
     if args.only in (None, "replay"):
         rate, stored = await replay_rate(list(firehose.frames(args.replay_frames)), args.repeat)
         print(
-            f"\nreplay: one subscriber, {stored:,} stored events: {rate:,.0f} events/s (median of {args.repeat})"
+            f"\nreplay: one subscriber, {stored:,} stored events: {rate:,.0f} events/s "
+            f"(median of {args.repeat})"
         )
     if args.only in (None, "memory"):
         before, after = await idle_memory(1000)
         print(
-            f"\nidle memory: RSS {before / 2**20:.1f} MiB -> {after / 2**20:.1f} MiB with 1,000 subscribers "
-            f"(+{(after - before) / 2**20:.1f} MiB)"
+            f"\nidle memory: RSS {before / 2**20:.1f} MiB -> {after / 2**20:.1f} MiB "
+            f"with 1,000 subscribers (+{(after - before) / 2**20:.1f} MiB)"
         )
     if args.only in (None, "ingest"):
         alone, stored = ingest_rates(list(firehose.frames(20_000)), args.repeat)

@@ -35,12 +35,17 @@ Branches
 
 Checkpoints (at-least-once)
     With ``checkpoint="cursor.json"`` the pipeline saves the source's cursor — a firehose
-    frame's ``seq``, a Jetstream event's ``time_us`` — every ``checkpoint_interval`` seconds,
-    but only after every sink has flushed what came before that cursor (files are flushed,
-    asynchronous sinks drained), and once more after a clean stop. On start it resumes from
-    it: a firehose resumes after that ``seq``, a Jetstream source rewinds a little and drops
-    what it already delivered, other sources (replays) skip forward past it. So after a crash
-    events since the last checkpoint are processed again (at-least-once), and none is lost.
+    frame's ``seq``, a Jetstream or NATS event's ``time_us`` — every ``checkpoint_interval``
+    seconds, but only after every sink has flushed what came before that cursor (files are
+    flushed, asynchronous sinks drained), and once more after a clean stop. On start it resumes
+    from it: a firehose or NATS source resumes after that cursor, a Jetstream source rewinds a
+    little and drops what it already delivered, other sources (replays) skip forward past it.
+    So after a crash events since the last checkpoint are processed again (at-least-once), and
+    none is lost. ``checkpoint`` may also be any :class:`~jetflow.sources.Checkpoint`, such
+    as :class:`~jetflow.broker.checkpoint.KvCheckpoint` (a NATS KV key): then a worker
+    restarted on another machine resumes where the last one stopped. A durable NATS consumer
+    needs no checkpoint: its position is in the broker, and the pipeline acknowledges each
+    event only at these same points, after the sinks flushed it.
     Two limits: an event-time window still open at a crash is lost with the events in it
     (they were counted but not yet written; a clean stop emits it); and a remote endpoint
     without acknowledgements (the websocket push sink) counts an item as flushed once sent.
@@ -86,7 +91,7 @@ from jetflow.flow import FlowControl, current_flow
 from jetflow.sinks._base import AsyncSink, Sink
 from jetflow.sinks.callback import AsyncCallbackSink
 from jetflow.sources._base import Source
-from jetflow.sources._checkpoint import CheckpointFile
+from jetflow.sources._checkpoint import Checkpoint, CheckpointFile
 from jetflow.sources.firehose import FirehoseSource
 from jetflow.sources.jetstream import JetstreamSource
 from jetflow.sources.memory import MemorySource
@@ -102,6 +107,7 @@ if TYPE_CHECKING:
     from jetflow.operators._base import Operator
 
 log = logging.getLogger("jetflow.pipeline")
+_LAST: Any = object()  # "the last item pushed", for Pipeline._acknowledge
 
 SOURCE = "source"
 MAIN = "pipeline"
@@ -293,7 +299,8 @@ class Pipeline:
         sinks: sinks reading the main stream, ``(stream, sink)`` pairs, or :class:`Output`
             objects. Without any, a :class:`~jetflow.testing.CollectingSink` is added.
         streams: named branches (:class:`Stream`), for graphs.
-        checkpoint: a file to save the source cursor in and resume from (at-least-once).
+        checkpoint: a file (or any :class:`~jetflow.sources.Checkpoint`) to save the source
+            cursor in and resume from (at-least-once).
         checkpoint_interval: seconds between checkpoints.
         on_error: ``"stop"``, ``"skip"``, or a sink (or :class:`Output`) for
             :class:`~jetflow.userfn.FailedEvent` records.
@@ -312,7 +319,7 @@ class Pipeline:
         sinks: Sequence[SinkSpec] = (),
         *,
         streams: dict[str, Stream] | None = None,
-        checkpoint: str | Path | None = None,
+        checkpoint: str | Path | Checkpoint | None = None,
         checkpoint_interval: float = 1.0,
         on_error: OnError = "stop",
         close_timeout: float = 10.0,
@@ -339,9 +346,14 @@ class Pipeline:
             raise ConfigError(f"on_error: expected 'stop', 'skip' or a sink, got {on_error!r}")
         if checkpoint_interval <= 0:
             raise ConfigError(f"checkpoint_interval: must be positive, got {checkpoint_interval}")
-        self.checkpoint = (
-            CheckpointFile(checkpoint, checkpoint_interval) if checkpoint is not None else None
-        )
+        self.checkpoint: Checkpoint | None
+        if checkpoint is None or isinstance(checkpoint, Checkpoint):
+            self.checkpoint = checkpoint
+        elif isinstance(checkpoint, str | Path):
+            self.checkpoint = CheckpointFile(checkpoint, checkpoint_interval)
+        else:
+            raise ConfigError(f"checkpoint: expected a path or a Checkpoint, got {checkpoint!r}")
+
         self.checkpoint_interval = checkpoint_interval
         if self.checkpoint is not None:
             if isinstance(self.source, FirehoseSource) and self.source.checkpoint is not None:
@@ -365,6 +377,11 @@ class Pipeline:
         self._reason: Reason = "completed"
         self._failure: BaseException | None = None
         self._last_item: Any = None
+        # A source that acknowledges upstream (a durable NATS consumer) hears "done up to here"
+        # only at checkpoints, after the sinks flushed (see the module docstring).
+        self._acknowledging = False
+        self._acknowledged: Any = None
+        self._open_iterator: AsyncIterator[Any] | None = None
         self._error_emit: Callable[[Any], None] | None = None
         self._starting = False
         self._stop_early = False
@@ -561,6 +578,9 @@ class Pipeline:
         self.stats._reset()
         cursor = self.checkpoint.load() if self.checkpoint is not None else None
         self.stats.cursor = cursor
+        acknowledge_later = getattr(self.source, "acknowledge_later", None)
+        self._acknowledging = bool(callable(acknowledge_later) and acknowledge_later())
+        self._acknowledged = None
         head, error_head = self._wire(max_events)
         timer: asyncio.TimerHandle | None = None
         checkpointer: asyncio.Task[None] | None = None
@@ -571,7 +591,7 @@ class Pipeline:
             else:
                 pump = self._pump(self._items(cursor), head.emit)
             self._pump_task = loop.create_task(pump, name=f"jetflow-{self.name}-pump")
-            if self.checkpoint is not None:
+            if self.checkpoint is not None or self._acknowledging:
                 checkpointer = loop.create_task(self._checkpoint_forever())
             if timeout is not None:
                 timer = loop.call_later(timeout, self._request_stop, "timeout")
@@ -634,6 +654,11 @@ class Pipeline:
         )
         if clean and self.checkpoint is not None:
             self._save_checkpoint()
+        iterator, self._open_iterator = self._open_iterator, None
+        if iterator is not None:
+            if clean:
+                await self._acknowledge()
+            await _aclose(iterator)
         self.stats.finished_at = time.monotonic()
         self.stats.state = "failed" if self._failure is not None else self._reason
 
@@ -688,8 +713,10 @@ class Pipeline:
         return head, error_head
 
     def _guard_sink(self, sink: Sink[Any]) -> None:
-        """Put an async callback's exceptions under the policy (by default an AsyncSink only
-        counts them)."""
+        """Fail the run when an async sink fails for good, and put an async callback's
+        exceptions under the policy (by default an AsyncSink only counts them)."""
+        if isinstance(sink, AsyncSink) and sink.on_failure is None:
+            sink.on_failure = self._fail
         if not isinstance(sink, AsyncCallbackSink) or sink.on_handle_error is not None:
             return
         name = function_name(sink.fn)
@@ -726,6 +753,10 @@ class Pipeline:
                 if source.last_time_us is None:
                     source.last_time_us = cursor  # resumes a little earlier, drops repeats
                 return source.__aiter__()
+            resume_after = getattr(source, "resume_after", None)
+            if callable(resume_after):  # e.g. a NATS source: seeks exactly past the cursor
+                resume_after(cursor)
+                return source.__aiter__()  # type: ignore[no-any-return]
             return _skip_to(source.__aiter__(), cursor)
         return source.__aiter__()  # type: ignore[no-any-return]
 
@@ -739,7 +770,7 @@ class Pipeline:
         try:
             if self._stop_requested:  # stopped before it began
                 return
-            if self.checkpoint is not None:
+            if self.checkpoint is not None or self._acknowledging:
                 async for item in iterator:
                     try:
                         emit(item)
@@ -771,7 +802,10 @@ class Pipeline:
         except Exception as exc:  # the source failed
             self._fail(exc)
         finally:
-            await _aclose(iterator)
+            if self._acknowledging and not self._hard:
+                self._open_iterator = iterator  # acknowledged and closed once the sinks flushed
+            else:
+                await _aclose(iterator)
 
     async def _pump_observable(self, head: _Head) -> None:
         """Drive a reactivex Observable source: subscribe, wait, dispose on stop."""
@@ -858,9 +892,13 @@ class Pipeline:
             await self._checkpoint_once()
 
     async def _checkpoint_once(self) -> None:
-        """Save the cursor of the last item pushed, once the sinks flushed it."""
-        cursor = _cursor_of(self._last_item)
-        if cursor is None or cursor == self.stats.cursor:
+        """Save the cursor of the last item pushed (and acknowledge it upstream), once the
+        sinks flushed it."""
+        last_item = self._last_item
+        cursor = _cursor_of(last_item)
+        saving = self.checkpoint is not None and cursor is not None and cursor != self.stats.cursor
+        acknowledging = self._acknowledging and last_item is not self._acknowledged
+        if not (saving or acknowledging):
             return
         targets = [(sink, sink.stats.received) for _, sink in self.sink_items()]
         for sink, _ in targets:
@@ -871,7 +909,19 @@ class Pipeline:
             if isinstance(sink, AsyncSink):
                 while _processed(sink) < received and not sink.done:
                     await asyncio.sleep(0.01)
-        self._write_checkpoint(cursor)
+        if saving:
+            assert cursor is not None
+            self._write_checkpoint(cursor)
+        if acknowledging:
+            await self._acknowledge(last_item)
+
+    async def _acknowledge(self, through: Any = _LAST) -> None:
+        """Tell the source that every item up to ``through`` (default: the last) is done."""
+        item = self._last_item if through is _LAST else through
+        if item is None or item is self._acknowledged:
+            return
+        await self.source.acknowledge_through(item)
+        self._acknowledged = item
 
     def _save_checkpoint(self) -> None:
         cursor = _cursor_of(self._last_item)

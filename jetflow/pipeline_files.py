@@ -15,9 +15,10 @@
 Top-level keys: ``source`` (one source), ``pipeline`` (operators, in order), ``streams``
 (named branches: ``{name: {from: source | pipeline | <stream>, pipeline: [...]}}``), ``sinks``
 (each a sink, optionally with ``stream: <name>``; default the ``pipeline`` stream),
-``on_error`` (``stop``, ``skip`` or a sink), ``checkpoint`` (a path, or ``{path: ...,
-interval: 5s}``), ``allow_python`` (``true`` to name functions as ``module:function``),
-``name`` and ``description``. A step is written ``name`` or ``name: {argument: value}``; the
+``on_error`` (``stop``, ``skip`` or a sink), ``checkpoint`` (a path, ``{path: ...,
+interval: 5s}``, or a NATS KV key: ``{nats: nats://host:4222, key: my-worker}``),
+``allow_python`` (``true`` to name functions as ``module:function``), ``name`` and
+``description``. A step is written ``name`` or ``name: {argument: value}``; the
 names and arguments are those of the Python API (:mod:`jetflow.registry`). Relative paths in
 arguments are relative to the current directory.
 
@@ -70,6 +71,7 @@ from jetflow.registry import (
     type_message,
 )
 from jetflow.sinks import Sink
+from jetflow.sources import Checkpoint
 
 Where = tuple[str | int, ...]
 
@@ -229,6 +231,15 @@ class SinkPlan:
     index: int
 
 
+@dataclass(frozen=True)
+class KvCheckpointPlan:
+    """``checkpoint: {nats: URL, key: K, bucket: B}``: a cursor kept in a NATS KV bucket."""
+
+    url: str
+    key: str
+    bucket: str | None
+
+
 @dataclass
 class Plan:
     """A checked pipeline file, ready to be built (possibly with a different source or sinks,
@@ -240,7 +251,7 @@ class Plan:
     streams: dict[str, tuple[str, list[Step]]]
     sinks: list[SinkPlan]
     on_error: str | SinkPlan
-    checkpoint: str | None
+    checkpoint: str | KvCheckpointPlan | None
     checkpoint_interval: float
     allow_python: bool
     name: str
@@ -331,13 +342,26 @@ class Plan:
                 operators,
                 outputs,
                 streams=streams,
-                checkpoint=self.checkpoint if checkpoint else None,
+                checkpoint=self._checkpoint() if checkpoint else None,
                 checkpoint_interval=self.checkpoint_interval,
                 on_error=on_error,
                 name=self.name,
             )
         except ConfigError as exc:
             raise PipelineFileError([Problem(str(self.path), 1, "", str(exc))]) from None
+
+    def _checkpoint(self) -> str | Checkpoint | None:
+        if not isinstance(self.checkpoint, KvCheckpointPlan):
+            return self.checkpoint
+        from jetflow.broker.checkpoint import DEFAULT_BUCKET, KvCheckpoint
+
+        spec = self.checkpoint
+        return KvCheckpoint(
+            spec.url,
+            spec.key,
+            bucket=spec.bucket or DEFAULT_BUCKET,
+            interval=self.checkpoint_interval,
+        )
 
     def _resolver(
         self, allow_python: bool, problems: list[Problem]
@@ -625,28 +649,46 @@ class _Checker:
             return "stop"
         return SinkPlan(step, MAIN, step.entry.json_input, -1)
 
-    def checkpoint(self, value: Any) -> tuple[str | None, float]:
+    def checkpoint(self, value: Any) -> tuple[str | KvCheckpointPlan | None, float]:
         where: Where = ("checkpoint",)
         if value is None:
             return None, 1.0
         if isinstance(value, str):
             return value, 1.0
         if isinstance(value, dict):
+            in_nats = "nats" in value
+            allowed = ("nats", "key", "bucket", "interval") if in_nats else ("path", "interval")
             for key in value:
-                if key not in ("path", "interval"):
-                    self.add((*where, key), f"unknown key {key!r} (path, interval)")
-            path = value.get("path")
-            if not isinstance(path, str):
-                self.add(where, f"expected a path, got {path!r}")
-                path = None
+                if key not in allowed:
+                    self.add((*where, key), f"unknown key {key!r} ({', '.join(allowed)})")
+            spec: str | KvCheckpointPlan | None = None
+            if in_nats:
+                url, kv_key, bucket = value.get("nats"), value.get("key"), value.get("bucket")
+                if not isinstance(url, str) or not url.startswith(("nats://", "tls://")):
+                    self.add((*where, "nats"), f"expected a nats:// URL, got {url!r}")
+                elif not isinstance(kv_key, str) or not kv_key:
+                    self.add((*where, "key"), f"expected a KV key (a name), got {kv_key!r}")
+                elif bucket is not None and not isinstance(bucket, str):
+                    self.add((*where, "bucket"), f"expected a bucket name, got {bucket!r}")
+                else:
+                    spec = KvCheckpointPlan(url, kv_key, bucket)
+            else:
+                spec = value.get("path")
+                if not isinstance(spec, str):
+                    self.add(where, f"expected a path, got {spec!r}")
+                    spec = None
             interval = 1.0
             if "interval" in value:
                 try:
                     interval = check_duration(value["interval"], allow_zero=False)
                 except Exception as exc:
                     self.add((*where, "interval"), getattr(exc, "message", str(exc)))
-            return path, interval
-        self.add(where, f"expected a path or {{path: ..., interval: ...}}, got {value!r}")
+            return spec, interval
+        self.add(
+            where,
+            f"expected a path, {{path: ..., interval: ...}} or {{nats: ..., key: ...}}, "
+            f"got {value!r}",
+        )
         return None, 1.0
 
     def graph(self, plan: Plan, raw_streams: dict[Any, Any], data: dict[str, Any]) -> None:

@@ -733,4 +733,57 @@ for _entry in (
 ):
     REGISTRY.add(_entry)
 
+# The NATS JetStream broker (scale-out): a source and a sink, needing the ``nats`` extra only
+# when a pipeline actually runs them.
+for _entry in (
+    Entry(
+        "nats",
+        "source",
+        sources.nats,
+        {
+            "url": str,
+            "collections": list[str] | None,
+            "dids": list[str] | None,
+            "start": int | Literal["new", "all"],
+            "durable": str | None,
+            "stream": str | None,
+            "subject": str | None,
+            "checkpoint": str | None,
+            "batch": int,
+            "ack_wait": SECONDS,
+            "buffer_size": int,
+            "overflow": OVERFLOW,
+        },
+        frozenset({"client"}),
+        frozenset(),
+        EVENTS,
+        sources.NatsSource.__init__,
+        pure=False,
+    ),
+    Entry(
+        "nats",
+        "sink",
+        sinks.nats,
+        {
+            "url": str,
+            "stream": str | None,
+            "subject": str | None,
+            "create": bool,
+            "event_ttl": SECONDS,
+            "duplicate_window": SECONDS,
+            "max_pending": int,
+            "ack_timeout": SECONDS,
+            "ordered": bool,
+            "buffer_size": int,
+            "overflow": OVERFLOW,
+        },
+        frozenset({"fence", "client"}),
+        frozenset({EVENTS}),
+        ANY,
+        sinks.NatsSink.__init__,
+        pure=False,
+    ),
+):
+    REGISTRY.add(_entry)
+
 del _entry

@@ -1,21 +1,23 @@
 """``jetflow serve``: a drop-in Jetstream v1 server assembled from jetflow's parts.
 
-One process ingests (relay → decode → store → fan-out) and serves ``/subscribe``; optional
-follower processes serve ``/subscribe`` on the same port (``SO_REUSEPORT``) by tailing the store,
-so fan-out can use more than one core while every process hands out the same ``time_us``.
+The server (HTTP routes, subscribers, the hub, replay → live) is the same whatever the event
+log is; where events come from and where replay reads is its backend
+(:mod:`jetflow.server.backend`): by default this process ingests the relay into a local
+SQLite log; with ``--store nats://...`` it serves a NATS JetStream stream that ``jetflow
+ingest`` writes and any number of server nodes share. Optional follower processes serve
+``/subscribe`` on the same port (``SO_REUSEPORT``) from the same log, so fan-out can use more
+than one core while every process hands out the same ``time_us``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import subprocess
 import sys
 import time
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from typing import Any
 
@@ -25,11 +27,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from jetflow.codec.zstd import Compressor
-from jetflow.errors import ConfigError
 from jetflow.metrics import CONTENT_TYPE
+from jetflow.server.backend import make_backend, stop_followers, upstream_label
 from jetflow.server.config import ServeConfig
 from jetflow.server.hub import Hub
-from jetflow.server.ingest import Ingest
 from jetflow.server.options import (
     MAX_CLIENT_MESSAGE_BYTES,
     OptionsError,
@@ -41,14 +42,12 @@ from jetflow.server.ratelimit import RateLimiter, client_address
 from jetflow.server.replay import replay_then_live
 from jetflow.server.subscriber import State, Subscriber
 from jetflow.server.telemetry import ServerMetrics
-from jetflow.store.sqlite import EventStore, ReplayBatch, ReplayQuery
 
 log = logging.getLogger("jetflow.server")
 
 WELCOME = "Welcome to Jetstream"
 SHUTDOWN_REASON = "server shutdown"
 _MAX_REASON_BYTES = 123  # the websocket limit for a close reason
-_FOLLOW_INTERVAL = 0.02
 
 
 def _close_reason(text: str) -> str:
@@ -61,15 +60,13 @@ class JetstreamServer:
 
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
-        self.store = EventStore(config.data_dir, read_only=config.follow)
         self.compressor = Compressor(config.zstd_dictionary)
-        self._check_dictionary()
         self.hub = Hub()
         self.limiter = RateLimiter(config.max_sub_rate)
-        self.metrics = ServerMetrics(config.relay)
-        self.writer = ThreadPoolExecutor(1, thread_name_prefix="jetflow-store-writer")
-        self.readers = ThreadPoolExecutor(4, thread_name_prefix="jetflow-store-reader")
+        self.metrics = ServerMetrics(upstream_label(config))
+        self.backend = make_backend(config, self.hub, self.compressor, self.metrics)
         self.connections: dict[int, Subscriber] = {}
+        self._counted: dict[int, tuple[int, int]] = {}  # delivered (events, bytes) in counters
         self._requests: weakref.WeakKeyDictionary[ServerConnection, SubscribeRequest] = (
             weakref.WeakKeyDictionary()
         )
@@ -79,32 +76,17 @@ class JetstreamServer:
         self._metrics_server: Server | None = None
         self._followers: list[subprocess.Popen[bytes]] = []
         self._stopped = asyncio.Event()
-        self.ingest: Ingest | None = None
         self.metrics.attach_gauges(
-            jetflow_store_bytes=lambda: float(self.store.size_bytes()),
-            jetflow_decode_skipped=lambda: float(self.ingest.stats.skipped if self.ingest else 0),
+            **self.backend.gauges(),
             jetflow_rate_limiter_clients=lambda: float(len(self.limiter)),
         )
-
-    def _check_dictionary(self) -> None:
-        stored = self.store.get_meta("zstd_dictionary_id")
-        current = str(self.compressor.dictionary_id)
-        if stored is None:
-            if not self.store.read_only:
-                self.store.set_meta("zstd_dictionary_id", current)
-        elif stored != current:
-            raise ConfigError(
-                f"zstd-dictionary: {self.store.path} holds events compressed with dictionary ID "
-                f"{stored}, but the dictionary given has ID {current}; use the same dictionary "
-                "or a new --data-dir"
-            )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     @property
     def ready(self) -> bool:
-        """The store is open and (for the ingesting process) the relay is connected."""
-        return self.config.follow or (self.ingest is not None and self.ingest.relay_connected)
+        """Events are flowing: the relay (or the broker) is connected."""
+        return self.backend.ready
 
     @property
     def port(self) -> int:
@@ -113,6 +95,7 @@ class JetstreamServer:
         return port
 
     async def start(self) -> None:
+        await self.backend.open()  # a bad store or an unreachable broker fails here
         host, port = self.config.listen
         reuse_port = self.config.fanout_processes > 1 or self.config.follow
         self._server = await serve(
@@ -137,35 +120,13 @@ class JetstreamServer:
                 self._never, metrics_host, metrics_port, process_request=self._metrics_route
             )
         loop = asyncio.get_running_loop()
-        if self.config.follow:
-            self._tasks.append(loop.create_task(self._follow_store()))
-        else:
-            self.ingest = Ingest(
-                self.config.relay,
-                self.store,
-                self.hub,
-                self.compressor,
-                self.writer,
-                self.metrics,
-                cursor_override=self.config.relay_cursor,
-                idle_timeout=self.config.liveness_ttl,
-            )
-            self._tasks += [
-                loop.create_task(self.ingest.read_relay()),
-                loop.create_task(self.ingest.commit_batches()),
-                loop.create_task(self._trim_forever()),
-            ]
+        await self.backend.start()
+        if not self.config.follow:
             self._start_followers()
         self._tasks.append(loop.create_task(self._refresh_gauges()))
         log.info(
             "serving",
-            extra={
-                "fields": {
-                    "listen": f"{host}:{self.port}",
-                    "follow": self.config.follow,
-                    "data_dir": str(self.config.data_dir),
-                }
-            },
+            extra={"fields": {"listen": f"{host}:{self.port}", **self.backend.describe()}},
         )
 
     async def stop(self) -> None:
@@ -178,8 +139,7 @@ class JetstreamServer:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.ingest is not None:
-            await self.ingest.flush()  # persist the events read and the cursor that covers them
+        await self.backend.drain()  # stop feeding; persist what was read
         closing = []
         for subscriber in list(self.connections.values()):
             subscriber.mark_closed(SHUTDOWN_REASON)
@@ -190,18 +150,9 @@ class JetstreamServer:
             if server is not None:
                 server.close()
                 await server.wait_closed()
-        for follower in self._followers:
-            follower.terminate()
-        for follower in self._followers:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                follower.wait(10)
-        self.writer.shutdown(wait=True)
-        self.readers.shutdown(wait=True)
-        self.store.close()
-        log.info(
-            "stopped",
-            extra={"fields": {"relay_cursor": self.ingest.relay_cursor if self.ingest else None}},
-        )
+        stop_followers(self._followers)
+        await self.backend.close()
+        log.info("stopped", extra={"fields": self.backend.stopped_fields()})
 
     async def run_until_signal(self) -> None:
         """Serve until SIGINT or SIGTERM, then stop cleanly."""
@@ -233,7 +184,9 @@ class JetstreamServer:
         if path == "/readyz":
             if self.ready:
                 return _response(HTTPStatus.OK, "ready")
-            return _response(HTTPStatus.SERVICE_UNAVAILABLE, "not ready: relay not connected")
+            return _response(
+                HTTPStatus.SERVICE_UNAVAILABLE, f"not ready: {self.backend.not_ready_reason}"
+            )
         return _response(HTTPStatus.NOT_FOUND, '{"message":"Not Found"}', "application/json")
 
     def _add_cors(
@@ -242,8 +195,22 @@ class JetstreamServer:
         response.headers["Access-Control-Allow-Origin"] = "*"
         return response
 
+    def _count_delivered(self, subscriber: Subscriber) -> None:
+        """Add what ``subscriber`` was sent since it was last counted (the counters stay live
+        for long-lived connections without a per-write cost)."""
+        events, sent_bytes = subscriber.delivered, subscriber.delivered_bytes
+        counted_events, counted_bytes = self._counted.get(subscriber.id, (0, 0))
+        self.metrics.delivered.inc(events - counted_events)
+        self.metrics.delivered_bytes.inc(sent_bytes - counted_bytes)
+        if subscriber.id in self.connections:
+            self._counted[subscriber.id] = (events, sent_bytes)
+        else:
+            self._counted.pop(subscriber.id, None)
+
     def _metrics_route(self, connection: ServerConnection, request: Request) -> Response:
         if request.path.partition("?")[0] == "/metrics":
+            for subscriber in list(self.connections.values()):
+                self._count_delivered(subscriber)
             return _response(HTTPStatus.OK, self.metrics.registry.render().decode(), CONTENT_TYPE)
         return _response(HTTPStatus.NOT_FOUND, '{"message":"Not Found"}', "application/json")
 
@@ -318,8 +285,7 @@ class JetstreamServer:
             self.hub.remove(subscriber)
             self.connections.pop(subscriber.id, None)
             self.metrics.subscribers.dec()
-            self.metrics.delivered.inc(subscriber.delivered)
-            self.metrics.delivered_bytes.inc(subscriber.delivered_bytes)
+            self._count_delivered(subscriber)
             reason = subscriber.close_reason or _describe_close(connection)
             subscriber.mark_closed(reason)
             log.info(
@@ -338,23 +304,17 @@ class JetstreamServer:
     def _activate(self, subscriber: Subscriber) -> asyncio.Task[int] | None:
         """Start sending: replay from the cursor (then live), or live at once."""
         cursor = subscriber.cursor
-        if cursor is not None and cursor <= time.time_ns() // 1000:
+        if cursor is not None and cursor <= self.backend.now_us():
             subscriber.state = State.REPLAY
             self.hub.add(subscriber)
             task = asyncio.get_running_loop().create_task(
-                replay_then_live(subscriber, self._read_replay, cursor)
+                replay_then_live(subscriber, self.backend.read, cursor)
             )
             task.add_done_callback(lambda done: self._count_replay(done))
             return task
         subscriber.state = State.LIVE  # no cursor, or a future one: live tail
         self.hub.add(subscriber)
         return None
-
-    async def _read_replay(self, query: ReplayQuery, position: int, limit: int) -> ReplayBatch:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self.readers, self.store.read_batch, query, position, limit
-        )
 
     def _count_replay(self, task: asyncio.Task[int]) -> None:
         if not task.cancelled() and task.exception() is None:
@@ -378,32 +338,9 @@ class JetstreamServer:
 
     # -- background work ---------------------------------------------------------------------
 
-    async def _trim_forever(self) -> None:
-        interval = min(60.0, max(self.config.event_ttl / 10, 1.0))
-        loop = asyncio.get_running_loop()
-        while True:
-            cutoff = time.time_ns() // 1000 - int(self.config.event_ttl * 1_000_000)
-            trimmed = await loop.run_in_executor(self.writer, self.store.trim, cutoff)
-            if trimmed:
-                self.metrics.trimmed.inc(trimmed)
-                log.info("trimmed", extra={"fields": {"events": trimmed, "before_time_us": cutoff}})
-            await asyncio.sleep(interval)
-
-    async def _follow_store(self) -> None:
-        """Follower processes publish what the ingesting process commits."""
-        loop = asyncio.get_running_loop()
-        last = await loop.run_in_executor(self.readers, self.store.newest_time_us)
-        while True:
-            rows = await loop.run_in_executor(self.readers, self.store.events_after, last, 5000)
-            if rows:
-                last = rows[-1].time_us
-                self.hub.publish(rows)
-            if len(rows) < 5000:
-                await asyncio.sleep(_FOLLOW_INTERVAL)
-
     async def _refresh_gauges(self) -> None:
         while True:
-            self.metrics.relay_connected.set(1.0 if self.ready and not self.config.follow else 0.0)
+            self.metrics.relay_connected.set(1.0 if self.backend.upstream_connected else 0.0)
             await asyncio.sleep(1.0)
 
     def _start_followers(self) -> None:
@@ -413,11 +350,9 @@ class JetstreamServer:
                 "-m",
                 "jetflow",
                 "serve",
-                "--follow",
+                *self.backend.follower_args(),
                 "--listen",
                 f"{self.config.listen[0]}:{self.port}",
-                "--data-dir",
-                str(self.config.data_dir),
                 "--max-sub-rate",
                 str(self.config.max_sub_rate),
                 "--max-backlog-bytes",

@@ -38,6 +38,7 @@ class ServeConfig(BaseModel):
     max_backlog_bytes: int = 16 << 20
     fanout_processes: int = 1
     follow: bool = False
+    store: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,17 @@ def _cursor(value: str, name: str) -> int | None:
 def _relay(value: str, name: str) -> str:
     if not value.startswith(("ws://", "wss://", "http://", "https://")):
         raise ConfigError(f"{name}: {value!r} is not a ws:// or wss:// URL")
+    return value
+
+
+def _store(value: str, name: str) -> str | None:
+    if value in ("", "sqlite"):
+        return None
+    if not value.startswith(("nats://", "tls://")):
+        raise ConfigError(f"{name}: {value!r} is not 'sqlite' or a nats://host:port URL")
+    from jetflow.broker.connection import BrokerURL
+
+    BrokerURL.parse(value)  # a bad URL fails here, naming the option
     return value
 
 
@@ -182,6 +194,14 @@ SETTINGS = (
         ("JETFLOW_MAX_BACKLOG_BYTES",),
         _positive_int,
         "unsent bytes after which a subscriber is too slow (default 16 MiB)",
+    ),
+    Setting(
+        "store",
+        "--store",
+        ("JETFLOW_STORE",),
+        _store,
+        "event log: 'sqlite' in --data-dir (default), or nats://host:port[?stream=&subject=] "
+        "to serve a stream written by `jetflow ingest` (scale-out)",
     ),
     Setting(
         "fanout_processes",

@@ -60,6 +60,7 @@ class Hub:
         self._by_prefix: defaultdict[str, set[Subscriber]] = defaultdict(set)
         self._collection_filtered: set[Subscriber] = set()
         self.events_published = 0
+        self.newest_time_us = 0  # of the last published event: a cursor past it is "live"
 
     def __len__(self) -> int:
         return len(self.subscribers)
@@ -149,6 +150,7 @@ class Hub:
         if self._by_did or self._collection_filtered:
             self._publish_each(events, touched)
         self.events_published += len(events)
+        self.newest_time_us = events[-1].time_us
         for subscriber in touched:
             subscriber.flush()
 

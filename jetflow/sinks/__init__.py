@@ -5,6 +5,7 @@
 - :func:`stdout` — JSON lines on standard output
 - :func:`websocket` — push to a remote websocket endpoint
 - :func:`capture` — raw frames into a capture file
+- :func:`nats` — a NATS JetStream stream (scale-out; the ``nats`` extra)
 - :func:`prometheus` — a counter or gauge served on ``/metrics``
 - :func:`websocket_server` — serve the stream to any number of websocket clients
 """
@@ -13,6 +14,7 @@ from jetflow.sinks._base import AsyncSink, Sink, SinkStats
 from jetflow.sinks.callback import AsyncCallbackSink, CallbackSink, callback
 from jetflow.sinks.capture import CaptureSink, capture
 from jetflow.sinks.files import JsonlFileSink, jsonl
+from jetflow.sinks.nats import NatsSink, nats
 from jetflow.sinks.prometheus import PrometheusSink, prometheus
 from jetflow.sinks.stdout import StdoutSink, stdout
 from jetflow.sinks.websocket import WebsocketSink, websocket
@@ -24,6 +26,7 @@ __all__ = [
     "CallbackSink",
     "CaptureSink",
     "JsonlFileSink",
+    "NatsSink",
     "PrometheusSink",
     "Sink",
     "SinkStats",
@@ -33,6 +36,7 @@ __all__ = [
     "callback",
     "capture",
     "jsonl",
+    "nats",
     "prometheus",
     "stdout",
     "websocket",

@@ -4,7 +4,9 @@ A sink is an Observer: ``observable.subscribe(sink)``. Synchronous sinks (files,
 callbacks) do their work inside ``on_next``. Sinks whose work is asynchronous (websocket push,
 async callbacks) queue items for a worker task; above ``buffer_size`` queued items they pause
 the source that feeds them (see :mod:`jetflow.flow`), or, where no source can be paused, apply
-their overflow policy and count what they drop.
+their overflow policy and count what they drop. An exception from one item is counted and
+logged and the sink goes on; a :class:`~jetflow.errors.JetflowError` (the sink cannot go on:
+fenced, bad credentials, a full disk) ends it, with ``error`` set, and fails a pipeline.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any, Generic, TypeVar
 
 from reactivex import abc
 
-from jetflow.errors import ConfigError, SinkError
+from jetflow.errors import ConfigError, JetflowError, SinkError
 from jetflow.flow import FlowControl, Overflow, current_flow
 
 T = TypeVar("T")
@@ -119,6 +121,9 @@ class AsyncSink(Sink[T], Generic[T]):
         # Called with (item, exception) when handle() raises; default: count and log. A pipeline
         # sets it to apply its error policy.
         self.on_handle_error: Callable[[T, Exception], None] | None = None
+        # Called once when the sink fails for good (see _work); a pipeline sets it to fail.
+        self.on_failure: Callable[[Exception], None] | None = None
+        self._failed = False
 
     async def handle(self, value: T) -> None:
         """Deliver one item (subclasses)."""
@@ -128,6 +133,9 @@ class AsyncSink(Sink[T], Generic[T]):
         """Called once after the last item was handled (subclasses may close connections)."""
 
     def write(self, value: T) -> None:
+        if self._failed:
+            self.stats.dropped += 1
+            return
         if self._worker is None:
             self._start()
         queue = self._queue
@@ -174,6 +182,10 @@ class AsyncSink(Sink[T], Generic[T]):
                         self.stats.delivered += 1
                     except asyncio.CancelledError:
                         raise
+                    except JetflowError as exc:  # jetflow's own: this sink cannot go on
+                        self.stats.count_error(type(exc).__name__)
+                        self._fail(exc)
+                        return
                     except Exception as exc:  # one failed item must not end the sink
                         self.stats.count_error(type(exc).__name__)
                         if self.on_handle_error is not None:
@@ -194,6 +206,18 @@ class AsyncSink(Sink[T], Generic[T]):
                 await self.finish()
             finally:
                 self._done.set()
+
+    def _fail(self, error: JetflowError) -> None:
+        """Stop for good (fenced, bad credentials, an unreachable broker at start, a full
+        disk): what is queued is dropped and counted, producers are released, and ``error``
+        says why."""
+        self._failed = True
+        self.error = error
+        self.stats.dropped += len(self._queue)
+        self._queue.clear()
+        log.error("%s failed: %s", type(self).__name__, error)
+        if self.on_failure is not None:
+            self.on_failure(error)
 
     def _resume_sources(self) -> None:
         for flow in self._paused:

@@ -1,4 +1,4 @@
-"""Cursor checkpoint files: written atomically (temp file + rename), read tolerantly."""
+"""Cursor checkpoints: the interface, and files written atomically (temp file + rename)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,22 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from jetflow.errors import ConfigError
+
+
+@runtime_checkable
+class Checkpoint(Protocol):
+    """Where a cursor is kept: :class:`CheckpointFile`, or
+    :class:`jetflow.broker.checkpoint.KvCheckpoint` (a NATS KV key, for workers that move
+    between machines). Synchronous: called between items, rarely."""
+
+    def load(self) -> int | None:
+        """The saved cursor, or None if nothing was saved yet."""
+
+    def save(self, cursor: int) -> None:
+        """Replace the saved cursor (durably, before returning)."""
 
 
 class CheckpointFile:

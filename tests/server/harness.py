@@ -21,12 +21,51 @@ from websockets.exceptions import ConnectionClosed
 
 from jetflow.codec.firehose import FirehoseDecoder
 from jetflow.events import WIRE_KINDS
+from jetflow.testing import FakeRelay
 
 JETFLOW = [sys.executable, "-m", "jetflow"]
 
 
+class LoggedProcess:
+    """A ``jetflow`` child process whose JSON log lines (stderr) are kept in ``logs``."""
+
+    process: asyncio.subprocess.Process
+    logs: list[dict[str, Any]]
+    _reader: asyncio.Task[None] | None
+
+    def _log_line(self, raw: bytes) -> dict[str, Any]:
+        try:
+            entry: dict[str, Any] = json.loads(raw)
+        except ValueError:
+            entry = {"msg": raw.decode(errors="replace").rstrip()}
+        self.logs.append(entry)
+        return entry
+
+    def logged(self, message: str) -> list[dict[str, Any]]:
+        return [entry for entry in self.logs if entry.get("msg") == message]
+
+    async def wait_logged(self, message: str, timeout: float = 15) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.logged(message)
+            if found:
+                return found[-1]
+            if self.process.returncode is not None:
+                break
+            await asyncio.sleep(0.02)
+        raise TimeoutError(f"never logged {message!r}: {self.logs[-5:]}")
+
+    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        if self.process.returncode is None:
+            self.process.send_signal(sig)
+        code = await asyncio.wait_for(self.process.wait(), timeout)
+        if self._reader is not None:
+            await asyncio.wait_for(self._reader, timeout)
+        return code
+
+
 @dataclass
-class ServeProcess:
+class ServeProcess(LoggedProcess):
     """``jetflow serve`` running as a child process; its JSON log lines are kept in ``logs``."""
 
     process: asyncio.subprocess.Process
@@ -47,11 +86,7 @@ class ServeProcess:
     async def _read_logs(self, ready: asyncio.Future[None]) -> None:
         assert self.process.stderr is not None
         async for raw in self.process.stderr:
-            try:
-                entry = json.loads(raw)
-            except ValueError:
-                entry = {"msg": raw.decode(errors="replace").rstrip()}
-            self.logs.append(entry)
+            entry = self._log_line(raw)
             if entry.get("msg") == "serving" and not ready.done():
                 self.listen_port = int(entry["listen"].rsplit(":", 1)[1])
                 ready.set_result(None)
@@ -84,16 +119,15 @@ class ServeProcess:
             await asyncio.sleep(0.05)
         raise TimeoutError(f"{name} is {current}, waited for {value}")
 
-    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
-        if self.process.returncode is None:
-            self.process.send_signal(sig)
-        code = await asyncio.wait_for(self.process.wait(), timeout)
-        if self._reader is not None:
-            await asyncio.wait_for(self._reader, timeout)
-        return code
 
-    def logged(self, message: str) -> list[dict[str, Any]]:
-        return [entry for entry in self.logs if entry.get("msg") == message]
+async def feed_relay(
+    relay: FakeRelay, frames: list[bytes], per_tick: int = 20, tick: float = 0.01
+) -> None:
+    """Feed the relay at roughly per_tick / tick frames per second."""
+    for start in range(0, len(frames), per_tick):
+        for frame in frames[start : start + per_tick]:
+            await relay.publish(frame)
+        await asyncio.sleep(tick)
 
 
 async def start_serve(

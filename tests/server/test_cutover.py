@@ -17,21 +17,12 @@ from jetflow.testing import FakeRelay, SyntheticFirehose
 from tests.server.harness import (
     ServeProcess,
     expected_events,
+    feed_relay,
     identity,
     parsed,
     receive,
     start_serve,
 )
-
-
-async def publish(
-    relay: FakeRelay, frames: list[bytes], per_tick: int = 20, tick: float = 0.01
-) -> None:
-    """Feed the relay at roughly per_tick / tick frames per second."""
-    for start in range(0, len(frames), per_tick):
-        for frame in frames[start : start + per_tick]:
-            await relay.publish(frame)
-        await asyncio.sleep(tick)
 
 
 async def replay_all(server: ServeProcess, cursor: int = 0) -> list[str]:
@@ -61,7 +52,7 @@ async def test_cutover_is_gapless_and_duplicate_free_while_events_arrive(
                     messages = await receive(websocket, idle=2.0)
                 return [m for m in messages if isinstance(m, str)]
 
-            feeding = asyncio.create_task(publish(relay, live))
+            feeding = asyncio.create_task(feed_relay(relay, live))
             clients = [
                 asyncio.create_task(late_subscriber(delay)) for delay in (0.0, 0.1, 0.25, 0.5, 0.8)
             ]
@@ -110,7 +101,7 @@ async def test_a_slow_consumer_is_dropped_with_1008_and_a_fast_one_keeps_everyth
                 slow_reader = asyncio.create_task(read_slowly(slow))
                 async with connect(f"{server.url}/subscribe", max_size=None) as fast:
                     receiving = asyncio.create_task(receive(fast, idle=3.0))
-                    await publish(relay, frames, per_tick=100, tick=0.02)
+                    await feed_relay(relay, frames, per_tick=100, tick=0.02)
                     fast_messages = await receiving
                 slow_count = await asyncio.wait_for(slow_reader, 20)
             await server.wait_metric(

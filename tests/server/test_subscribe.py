@@ -420,6 +420,22 @@ async def test_metrics_use_jetstream_names_and_no_address_labels(ingested: Serve
     assert "\njetstream_subscribers_connected " in text  # one unlabelled series
 
 
+async def test_delivered_counters_include_subscribers_still_connected(
+    ingested: ServeProcess, synthetic_events: list[dict[str, Any]]
+) -> None:
+    events_before = ingested.metric("jetstream_events_delivered_total")
+    bytes_before = ingested.metric("jetstream_bytes_delivered_total")
+    async with connect(f"{ingested.url}/subscribe?cursor=0", max_size=None) as websocket:
+        received = await receive(websocket, 10)
+        events_now = ingested.metric("jetstream_events_delivered_total")
+        bytes_now = ingested.metric("jetstream_bytes_delivered_total")
+        assert events_now - events_before >= 10
+        assert bytes_now - bytes_before >= sum(len(message) for message in received)
+    await asyncio.sleep(0.2)  # after the disconnect: counted once, not twice
+    events_after = ingested.metric("jetstream_events_delivered_total")
+    assert events_now <= events_after <= events_before + len(synthetic_events)
+
+
 async def test_connect_and_disconnect_are_logged_with_the_reason(ingested: ServeProcess) -> None:
     async with connect(
         f"{ingested.url}/subscribe?wantedCollections=app.bsky.feed.post"
