@@ -1177,10 +1177,11 @@ __attribute__((target("sha,ssse3,sse4.1"))) static void
 sha256_block_sha_ni(uint32_t state[8], const uint8_t *block)
 {
     const __m128i byte_swap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
-    __m128i dcba = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)state), 0xB1);
-    __m128i hgfe = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)(state + 4)), 0x1B);
-    __m128i abef = _mm_alignr_epi8(dcba, hgfe, 8);
-    __m128i cdgh = _mm_blend_epi16(hgfe, dcba, 0xF0);
+    /* lanes low to high: state A,B,C,D shuffled to C,D,A,B; E,F,G,H reversed to H,G,F,E */
+    const __m128i cdab = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)state), 0xB1);
+    const __m128i hgfe = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)(state + 4)), 0x1B);
+    __m128i abef = _mm_alignr_epi8(cdab, hgfe, 8);
+    __m128i cdgh = _mm_blend_epi16(hgfe, cdab, 0xF0);
     const __m128i abef_before = abef, cdgh_before = cdgh;
     __m128i w[4];
     for (int group = 0; group < 16; group++) {
@@ -1223,18 +1224,20 @@ cpu_has_sha_ni(void)
 }
 #endif
 
+typedef void (*Sha256Block)(uint32_t state[8], const uint8_t *block);
+
 /* The block function for this CPU, chosen once at import. */
-static void (*sha256_block)(uint32_t state[8], const uint8_t *block) = sha256_block_portable;
+static Sha256Block sha256_block = sha256_block_portable;
 
 /* SHA-256 of data[0..n): whole blocks, then the padded tail (0x80, zeros, bit length). */
 static void
-sha256(const uint8_t *data, size_t n, uint8_t digest[32])
+sha256_with(Sha256Block block_function, const uint8_t *data, size_t n, uint8_t digest[32])
 {
     uint32_t state[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                          0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
     size_t whole = n / 64 * 64;
     for (size_t i = 0; i < whole; i += 64)
-        sha256_block(state, data + i);
+        block_function(state, data + i);
     uint8_t tail[128] = {0};
     size_t rest = n - whole, tail_len = rest < 56 ? 64 : 128;
     if (rest)
@@ -1243,9 +1246,9 @@ sha256(const uint8_t *data, size_t n, uint8_t digest[32])
     uint64_t bits = (uint64_t)n * 8;
     for (int i = 0; i < 8; i++)
         tail[tail_len - 1 - i] = (uint8_t)(bits >> (8 * i));
-    sha256_block(state, tail);
+    block_function(state, tail);
     if (tail_len == 128)
-        sha256_block(state, tail + 64);
+        block_function(state, tail + 64);
     for (int i = 0; i < 8; i++) {
         digest[4 * i] = (uint8_t)(state[i] >> 24);
         digest[4 * i + 1] = (uint8_t)(state[i] >> 16);
@@ -1254,23 +1257,27 @@ sha256(const uint8_t *data, size_t n, uint8_t digest[32])
     }
 }
 
+static void
+sha256(const uint8_t *data, size_t n, uint8_t digest[32])
+{
+    sha256_with(sha256_block, data, n, digest);
+}
+
 PyDoc_STRVAR(sha256_doc,
 "_sha256(data: bytes, portable: bool = False) -> bytes\n\n"
 "The SHA-256 digest, with this CPU's fastest block function or the portable one (for tests).");
 
 static PyObject *
-speedups_sha256(PyObject *Py_UNUSED(module), PyObject *args)
+speedups_sha256(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
 {
+    static char *keywords[] = {"data", "portable", NULL};
     Py_buffer view;
     int portable = 0;
     uint8_t digest[32];
-    if (!PyArg_ParseTuple(args, "y*|p:_sha256", &view, &portable))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|p:_sha256", keywords, &view, &portable))
         return NULL;
-    void (*fastest)(uint32_t state[8], const uint8_t *block) = sha256_block;
-    if (portable)
-        sha256_block = sha256_block_portable; /* the GIL is held: nobody sees the swap */
-    sha256(view.buf, (size_t)view.len, digest);
-    sha256_block = fastest;
+    sha256_with(portable ? sha256_block_portable : sha256_block, view.buf, (size_t)view.len,
+                digest);
     PyBuffer_Release(&view);
     return PyBytes_FromStringAndSize((const char *)digest, 32);
 }
@@ -1367,8 +1374,8 @@ speedups_check_car(PyObject *Py_UNUSED(module), PyObject *arg)
     Py_RETURN_NONE;
 }
 
-/* The last start of `needle` that ends at or before `limit`, as bytes.rfind(needle, 0, limit);
-   -1 if none. Candidates are found by the needle's last byte: every CID starts with the same
+/* The last start of `needle` that ends at or before `limit`, as bytes.rfind(needle, 0, limit)
+   for a non-empty needle; -1 if none (and for an empty one). Candidates are found by the needle's last byte: every CID starts with the same
    few bytes, but its last byte is a digest byte, rare in the rest of the CAR. */
 static Py_ssize_t
 rfind(const uint8_t *hay, size_t limit, const uint8_t *needle, size_t n)
@@ -1412,8 +1419,6 @@ cid_sha256_digest(const uint8_t *cid, size_t n)
     return NULL;
 }
 
-/* Try the block lengths whose varint ends just before `start` (1 to 4 bytes, read backwards
-   as car.find_block does); return the end of the first block hashing to `digest`, or 0. */
 /* 1 if data[0:n] hashes to `digest`, 0 if not, -1 with an exception set. Every record block
    is hashed, so the fastest available SHA-256 matters: our own with the CPU's SHA
    instructions, else hashlib (OpenSSL, which has assembly for many CPUs), else the portable
@@ -1443,6 +1448,8 @@ hashes_to(const uint8_t *data, size_t n, const uint8_t *digest)
     return equal;
 }
 
+/* Try the block lengths whose varint ends just before `start` (1 to 4 bytes, read backwards
+   as car.find_block does); return the end of the first block hashing to `digest`, or 0. */
 static size_t
 try_block_at(const uint8_t *car, size_t len, size_t start, size_t cid_len, const uint8_t *digest)
 {
@@ -1739,7 +1746,8 @@ static PyMethodDef speedups_methods[] = {
      commit_json_doc},
     {"is_canonical_frame", (PyCFunction)(void (*)(void))speedups_is_canonical_frame, METH_FASTCALL,
      is_canonical_frame_doc},
-    {"_sha256", speedups_sha256, METH_VARARGS, sha256_doc},
+    {"_sha256", (PyCFunction)(void (*)(void))speedups_sha256, METH_VARARGS | METH_KEYWORDS,
+     sha256_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -896,13 +896,13 @@ def test_car_generated(header: Any, blocks: list[bytes]) -> None:
 @pytest.mark.parametrize("size", [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 128, 1000, 1 << 20])
 def test_sha256_against_hashlib(size: int, portable: bool) -> None:
     data = (bytes(range(251)) * (size // 251 + 1))[:size]
-    assert C._sha256(data, portable) == hashlib.sha256(data).digest()
+    assert C._sha256(data, portable=portable) == hashlib.sha256(data).digest()
 
 
 @FUZZ
 @given(data=st.binary(max_size=300), portable=st.booleans())
 def test_sha256_fuzzed(data: bytes, portable: bool) -> None:
-    assert C._sha256(data, portable) == hashlib.sha256(data).digest()
+    assert C._sha256(data, portable=portable) == hashlib.sha256(data).digest()
 
 
 @pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="reads the CPU flags from Linux")
