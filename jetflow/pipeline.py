@@ -107,7 +107,6 @@ if TYPE_CHECKING:
     from jetflow.operators._base import Operator
 
 log = logging.getLogger("jetflow.pipeline")
-_LAST: Any = object()  # "the last item pushed", for Pipeline._acknowledge
 
 SOURCE = "source"
 MAIN = "pipeline"
@@ -381,6 +380,7 @@ class Pipeline:
         # only at checkpoints, after the sinks flushed (see the module docstring).
         self._acknowledging = False
         self._acknowledged: Any = None
+        self._failed_in_sink = False
         self._open_iterator: AsyncIterator[Any] | None = None
         self._error_emit: Callable[[Any], None] | None = None
         self._starting = False
@@ -576,11 +576,14 @@ class Pipeline:
                 " build the pipeline again with new sinks)"
             )
         self.stats._reset()
-        cursor = self.checkpoint.load() if self.checkpoint is not None else None
+        cursor = None
+        if self.checkpoint is not None:
+            cursor = await asyncio.to_thread(self.checkpoint.load)  # a file, or a KV round trip
         self.stats.cursor = cursor
         acknowledge_later = getattr(self.source, "acknowledge_later", None)
         self._acknowledging = bool(callable(acknowledge_later) and acknowledge_later())
         self._acknowledged = None
+        self._failed_in_sink = False
         head, error_head = self._wire(max_events)
         timer: asyncio.TimerHandle | None = None
         checkpointer: asyncio.Task[None] | None = None
@@ -642,23 +645,34 @@ class Pipeline:
             if self._failure is None:
                 self._failure = exc
                 log.error("%s: failed while completing: %s", self.name, exc)
-        if error_head is not None:
-            error_head.on_completed()
-        timeout = 1.0 if self._hard else self.close_timeout
-        for name, sink in self.sink_items():
-            sink.close()
-            if not await sink.wait_async(timeout):
-                log.warning("%s: sink %s did not finish within %.0f s", self.name, name, timeout)
-        clean = not self._hard and (
-            self._failure is None or isinstance(self._failure, UserFunctionError)
-        )
-        if clean and self.checkpoint is not None:
-            self._save_checkpoint()
         iterator, self._open_iterator = self._open_iterator, None
-        if iterator is not None:
+        try:
+            if error_head is not None:
+                error_head.on_completed()
+            timeout = 1.0 if self._hard else self.close_timeout
+            sinks_done = True
+            for name, sink in self.sink_items():
+                sink.close()
+                if not await sink.wait_async(timeout):
+                    log.warning("%s: sink %s not finished after %.0f s", self.name, name, timeout)
+                    sinks_done = False
+                elif sink.error is not None:
+                    sinks_done = False  # it lost what it had not delivered
+            # Only what every sink took care of may be checkpointed or acknowledged.
+            clean = (
+                sinks_done
+                and not self._hard
+                and not self._failed_in_sink
+                and (self._failure is None or isinstance(self._failure, UserFunctionError))
+            )
             if clean:
-                await self._acknowledge()
-            await _aclose(iterator)
+                await self._commit_progress(self._last_item)
+        finally:
+            if iterator is not None:
+                await _aclose(iterator)
+            close = getattr(self.checkpoint, "close", None)
+            if callable(close):  # e.g. a KvCheckpoint's connection; it reconnects if used again
+                await asyncio.to_thread(close)
         self.stats.finished_at = time.monotonic()
         self.stats.state = "failed" if self._failure is not None else self._reason
 
@@ -729,6 +743,9 @@ class Pipeline:
             try:
                 self._handle_error(failed)
             except UserFunctionError as error:
+                # Items pushed after this one may be flushed already: a checkpoint now would
+                # also cover the failed one, so none is written (see _finish).
+                self._failed_in_sink = True
                 self._fail(error)
 
         sink.on_handle_error = apply_policy
@@ -892,47 +909,52 @@ class Pipeline:
             await self._checkpoint_once()
 
     async def _checkpoint_once(self) -> None:
-        """Save the cursor of the last item pushed (and acknowledge it upstream), once the
-        sinks flushed it."""
+        """Save the cursor of the last item pushed (and acknowledge it upstream), once every
+        sink has flushed it and what sinks pass on (a broker) has confirmed it."""
         last_item = self._last_item
-        cursor = _cursor_of(last_item)
-        saving = self.checkpoint is not None and cursor is not None and cursor != self.stats.cursor
-        acknowledging = self._acknowledging and last_item is not self._acknowledged
-        if not (saving or acknowledging):
+        if not self._progress_to_commit(last_item) or self._failure is not None:
             return
         targets = [(sink, sink.stats.received) for _, sink in self.sink_items()]
         for sink, _ in targets:
             flush = getattr(sink, "flush", None)
             if callable(flush) and not inspect.iscoroutinefunction(flush):
                 flush()
-        for sink, received in targets:
-            if isinstance(sink, AsyncSink):
-                while _processed(sink) < received and not sink.done:
-                    await asyncio.sleep(0.01)
-        if saving:
-            assert cursor is not None
-            self._write_checkpoint(cursor)
-        if acknowledging:
-            await self._acknowledge(last_item)
-
-    async def _acknowledge(self, through: Any = _LAST) -> None:
-        """Tell the source that every item up to ``through`` (default: the last) is done."""
-        item = self._last_item if through is _LAST else through
-        if item is None or item is self._acknowledged:
+        try:
+            for sink, received in targets:
+                if isinstance(sink, AsyncSink):
+                    while _processed(sink) < received and not sink.done:
+                        await asyncio.sleep(0.01)
+                    await sink.settle()
+        except (JetflowError, TimeoutError) as exc:
+            log.warning("%s: no checkpoint this time, a sink is not settled: %s", self.name, exc)
             return
-        await self.source.acknowledge_through(item)
-        self._acknowledged = item
+        if self._failure is None and not any(sink.error for sink, _ in targets):
+            await self._commit_progress(last_item)
 
-    def _save_checkpoint(self) -> None:
-        cursor = _cursor_of(self._last_item)
-        if cursor is not None and cursor != self.stats.cursor:
-            self._write_checkpoint(cursor)
+    def _progress_to_commit(self, item: Any) -> bool:
+        cursor = _cursor_of(item)
+        saving = self.checkpoint is not None and cursor is not None and cursor != self.stats.cursor
+        return saving or (self._acknowledging and item is not self._acknowledged)
 
-    def _write_checkpoint(self, cursor: int) -> None:
-        assert self.checkpoint is not None
-        self.checkpoint.save(cursor)
-        self.stats.cursor = cursor
-        self.stats.checkpoints += 1
+    async def _commit_progress(self, item: Any) -> None:
+        """Write ``item``'s cursor to the checkpoint and acknowledge it to the source. A failure
+        is logged and retried at the next checkpoint: until then, a restart repeats work."""
+        if item is None or not self._progress_to_commit(item):
+            return
+        cursor = _cursor_of(item)
+        try:
+            if self.checkpoint is not None and cursor is not None and cursor != self.stats.cursor:
+                await asyncio.to_thread(self.checkpoint.save, cursor)  # a file fsync, a KV put
+                self.stats.cursor = cursor
+                self.stats.checkpoints += 1
+            if (
+                self._acknowledging
+                and item is not self._acknowledged
+                and await self.source.acknowledge_through(item)
+            ):
+                self._acknowledged = item
+        except (JetflowError, OSError) as exc:
+            log.warning("%s: checkpoint failed (retried at the next one): %s", self.name, exc)
 
     def __repr__(self) -> str:
         return f"<Pipeline {self.name} {self.stats.state}>"

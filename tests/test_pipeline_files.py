@@ -66,6 +66,16 @@ BROKEN = {
         on_error: retry
         checkpoint: {path: cursor.json, interval: soon}
         """,
+    "kv.yaml": """\
+        source: {replay: {path: a.bin}}
+        sinks: [stdout]
+        checkpoint: {nats: "http://127.0.0.1:4222", key: worker, interval: 1s, bucket: b, path: x}
+        """,
+    "kv_key.yaml": """\
+        source: {replay: {path: a.bin}}
+        sinks: [stdout]
+        checkpoint: {nats: "nats://127.0.0.1:4222", key: ""}
+        """,
     "python.yaml": """\
         source: {replay: {path: a.bin}}
         pipeline:
@@ -88,6 +98,9 @@ BROKEN = {
 }
 
 EXPECTED = """\
+kv.yaml:3: checkpoint.nats: expected a nats:// URL, got 'http://127.0.0.1:4222'
+kv.yaml:3: checkpoint.path: unknown key 'path' (nats, key, bucket, interval)
+kv_key.yaml:3: checkpoint.key: expected a KV key (a name), got ''
 names.yaml:4: pipeline[1].fitler: unknown operator 'fitler'; did you mean 'filter'?
 names.yaml:5: pipeline[2].jsonl: 'jsonl' is a sink, not an operator (it belongs in sinks)
 names.yaml:6: pipeline[3].count_by.key: field path 'commit.colection': unknown commit field \
@@ -156,7 +169,7 @@ def test_lint_reports_every_problem_of_every_file_with_its_line_and_key(tmp_path
     )
     assert result.returncode == 1, result.stderr
     assert result.stdout == EXPECTED
-    assert result.stderr == "jetflow lint: 7 of 7 files have problems\n"
+    assert result.stderr == "jetflow lint: 9 of 9 files have problems\n"
 
 
 def test_a_clean_file_lints_ok_and_runs(tmp_path: Path, synthetic_capture: Path) -> None:

@@ -4,9 +4,10 @@ where the last one stopped.
 :class:`KvCheckpoint` has the interface of :class:`jetflow.sources._checkpoint.CheckpointFile`
 (``load()``, ``save(cursor)``, ``maybe_save(cursor)``, all synchronous), so whatever saves a
 cursor to a file can save it to the broker instead. It runs its own connection on a private
-thread with its own event loop: a save never waits on (or blocks) the pipeline's loop beyond
-the round trip, and it works from synchronous code too. Each save is a KV ``put`` (file
-storage, replicated with the bucket); the value is ``{"cursor": N, "saved_at": unix time}``.
+thread with its own event loop, so it works from synchronous code; each call blocks its
+caller for one round trip (up to ``timeout``), which is why the pipeline calls it from a
+worker thread. Each save is a KV ``put`` (file storage, replicated with the bucket); the
+value is ``{"cursor": N, "saved_at": unix time}``.
 """
 
 from __future__ import annotations

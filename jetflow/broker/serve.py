@@ -78,10 +78,13 @@ class NatsBackend:
 
     @property
     def ready(self) -> bool:
-        return self.client is not None and self.client.is_connected and self._task is not None
+        tailing = self._task is not None and not self._task.done()
+        return tailing and self.client is not None and self.client.is_connected
 
     @property
     def not_ready_reason(self) -> str:
+        if self._task is not None and self._task.done():
+            return f"stopped reading the stream {self.url.stream} (see the log)"
         return f"broker {self.url.display} not connected"
 
     @property
@@ -102,6 +105,11 @@ class NatsBackend:
             self.client, self.url, [self.subjects.all_events], start_seq=last + 1, batch=2000
         )
         self._task = asyncio.get_running_loop().create_task(self._tail(self.tail))
+        self._task.add_done_callback(self._tail_ended)
+
+    def _tail_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("stopped reading the stream: %s", task.exception())
 
     async def _tail(self, tail: PullReader) -> None:
         subjects, compressor, hub, metrics = self.subjects, self.compressor, self.hub, self.metrics
@@ -116,8 +124,7 @@ class NatsBackend:
                     continue
                 events.append(event)
                 cache[reply_fields(msg.reply)[1]] = event
-            while len(cache) > CACHE_EVENTS:
-                cache.popitem(last=False)
+            _trim(cache)
             if events:
                 self.events_received += len(events)
                 self.newest_time_us = max(self.newest_time_us, events[-1].time_us)
@@ -206,6 +213,7 @@ class NatsBackend:
             if compressed:
                 event = stored_event(self.subjects, msg.subject, msg.data, self.compressor)
                 self._cache[seq] = event
+                _trim(self._cache)
                 return event
             # JSON subscribers need no zstd frame: skip the compression (and the cache).
             return stored_event(self.subjects, msg.subject, msg.data, _no_compression)
@@ -234,6 +242,11 @@ class NatsBackend:
     def follower_args(self) -> list[str]:
         assert self.config.store is not None
         return ["--follow", "--store", self.config.store]
+
+
+def _trim(cache: collections.OrderedDict[int, StoredEvent]) -> None:
+    while len(cache) > CACHE_EVENTS:
+        cache.popitem(last=False)
 
 
 def _no_compression(data: bytes) -> bytes:

@@ -132,6 +132,10 @@ class AsyncSink(Sink[T], Generic[T]):
     async def finish(self) -> None:
         """Called once after the last item was handled (subclasses may close connections)."""
 
+    async def settle(self) -> None:
+        """Wait until what was handled so far is safe downstream (a broker confirmed it);
+        a pipeline checkpoints only after this. Most sinks are done once ``handle`` returns."""
+
     def write(self, value: T) -> None:
         if self._failed:
             self.stats.dropped += 1

@@ -112,6 +112,11 @@ class NatsSink(AsyncSink[Event]):
         subject, payload, headers = encode(self.subjects, value)
         await publisher.publish(subject, payload, headers)
 
+    async def settle(self) -> None:
+        """Wait for the broker's acknowledgement of every event published so far."""
+        if self.publisher is not None:
+            await self.publisher.flush(timeout=max(self.ack_timeout * 2, 10.0))
+
     async def finish(self) -> None:
         try:
             if self.publisher is not None:

@@ -85,9 +85,9 @@ class NatsSource(Source[Event]):
         self.last_time_us: int | None = None
         self.reader: PullReader | None = None
         self._acknowledge_later = False
-        # Durable messages delivered and not yet acknowledged, in order, each with the event
-        # it became (None for a message that was skipped).
-        self._unacknowledged: deque[tuple[Any, Event | None]] = deque()
+        # Durable messages handed out and not yet acknowledged, in order, with their events
+        # (skipped messages are acknowledged at once: nothing will process them).
+        self._unacknowledged: deque[tuple[Any, Event]] = deque()
 
     def acknowledge_later(self) -> bool:
         """Hold acknowledgements until :meth:`acknowledge_through`; False if this source has
@@ -95,20 +95,23 @@ class NatsSource(Source[Event]):
         self._acknowledge_later = self.durable is not None
         return self._acknowledge_later
 
-    async def acknowledge_through(self, event: Event) -> None:
-        """Acknowledge every message delivered up to and including ``event``'s."""
+    async def acknowledge_through(self, event: Event) -> bool:
+        """Acknowledge every message handed out up to and including ``event``'s; False if
+        ``event`` is not one waiting for its acknowledgement."""
         pending = self._unacknowledged
         if self.reader is None or not any(held is event for _, held in pending):
-            return
+            return False
         while pending:
             msg, held = pending.popleft()
             await self.reader.ack(msg)
             if held is event:
-                return
+                break
+        return True
 
     def resume_after(self, time_us: int) -> None:
-        """Start after this ``time_us`` (a pipeline's checkpoint), unless already reading."""
-        if self.last_time_us is None and self.durable is None:
+        """Start the next read after this ``time_us`` (a pipeline's checkpoint); a durable
+        consumer's position is in the broker instead."""
+        if self.durable is None:
             self.start = time_us + 1
 
     async def _start_seq(self, js: Any, checkpoint: KvCheckpoint | None) -> tuple[int, int | None]:
@@ -156,9 +159,11 @@ class NatsSource(Source[Event]):
                     ack_wait=self.ack_wait,
                 )
             self.reader = reader
+            self._unacknowledged.clear()
             self.stats.connects += 1
             wants = self.event_filter.wants_event
             durable = self.durable is not None
+            hold = durable and self._acknowledge_later
             async for batch in reader.batches():
                 for msg in batch:
                     try:
@@ -167,22 +172,23 @@ class NatsSource(Source[Event]):
                         self.stats.count_error("bad_message")
                         log.warning("skipped a broker message that is not an event: %s", exc)
                         if durable:
-                            await self._done_with(msg, None)
-                        continue
-                    if cursor is not None and event.time_us < cursor:
-                        if durable:
-                            await self._done_with(msg, None)
+                            await reader.ack(msg)
                         continue
                     _set_position(event, msg.headers)
-                    wanted = wants(event)
-                    if wanted:
-                        yield event
-                        self.last_time_us = event.time_us
-                        if checkpoint is not None and checkpoint.due():
-                            await asyncio.to_thread(checkpoint.save, event.time_us)
-                    if durable:
-                        await self._done_with(msg, event if wanted else None)
+                    if (cursor is not None and event.time_us < cursor) or not wants(event):
+                        if durable:
+                            await reader.ack(msg)
+                        continue
+                    if hold:  # before the yield: the consumer may stop right after this one
+                        self._unacknowledged.append((msg, event))
+                    yield event
+                    self.last_time_us = event.time_us
+                    if checkpoint is not None and checkpoint.due():
+                        await asyncio.to_thread(checkpoint.save, event.time_us)
+                    if durable and not hold:
+                        await reader.ack(msg)
         finally:
+            self._unacknowledged.clear()  # what was not acknowledged is redelivered
             if checkpoint is not None:
                 with contextlib.suppress(Exception):
                     if self.last_time_us is not None:
@@ -191,12 +197,6 @@ class NatsSource(Source[Event]):
             if own:
                 with contextlib.suppress(Exception):
                     await client.close()
-
-    async def _done_with(self, msg: Any, event: Event | None) -> None:
-        if self._acknowledge_later:
-            self._unacknowledged.append((msg, event))
-        elif self.reader is not None:
-            await self.reader.ack(msg)
 
 
 def _set_position(event: Event, headers: dict[str, str] | None) -> None:
