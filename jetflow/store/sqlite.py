@@ -20,9 +20,10 @@ and any number of reader threads, each with its own connection.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -348,11 +349,26 @@ class EventStore:
         """Matching events with ``time_us >= from_time_us``, about ``max_events`` of them (whole
         runs when unfiltered, so possibly more), frames concatenated in order."""
         try:
-            if query.unfiltered:
-                return self._read_runs(query.compressed, from_time_us, max_events)
-            return self._read_matches(query, from_time_us, max_events)
+            with self._snapshot():
+                if query.unfiltered:
+                    return self._read_runs(query.compressed, from_time_us, max_events)
+                return self._read_matches(query, from_time_us, max_events)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read {self.path}: {exc}") from None
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """One read transaction: the index rows and the blobs read after them come from the
+        same state of the log, even if a TTL trim commits in between."""
+        connection = self._connection()
+        if connection.in_transaction:
+            yield
+            return
+        connection.execute("BEGIN")
+        try:
+            yield
+        finally:
+            connection.execute("COMMIT")
 
     def _read_runs(self, compressed: bool, from_time_us: int, max_events: int) -> ReplayBatch:
         column = "binary" if compressed else "text"
@@ -365,30 +381,32 @@ class EventStore:
         if first is None:
             return EMPTY_BATCH
         start_time, run, offset = first
-        last, data = connection.execute(
-            f"SELECT last_time_us, {column} FROM runs WHERE first_time_us = ?", (run,)
+        last, size = connection.execute(
+            f"SELECT last_time_us, length({column}) FROM runs WHERE first_time_us = ?", (run,)
         ).fetchone()
         # Counted from the index: a run past the TTL has lost its oldest events, not its bytes.
         (count,) = connection.execute(
             "SELECT count(*) FROM events WHERE time_us >= ? AND time_us <= ?", (start_time, last)
         ).fetchone()
-        parts = [data[offset:]]
+        where = [(run, offset, size - offset)]
         after = run
         while count < max_events:
             rows = connection.execute(
-                f"SELECT first_time_us, last_time_us, events, {column} FROM runs "
-                "WHERE first_time_us > ? ORDER BY first_time_us LIMIT 16",
+                f"SELECT first_time_us, last_time_us, events, length({column}) FROM runs "
+                "WHERE first_time_us > ? ORDER BY first_time_us LIMIT 64",
                 (after,),
             ).fetchall()
             for row in rows:
-                after, last, events, data = row
-                parts.append(data)
+                after, last, events, size = row  # `last` is the batch's last time_us
+                where.append((after, 0, size))
                 count += events
                 if count >= max_events:
                     break
-            if len(rows) < 16:
+            if len(rows) < 64:
                 break
-        return ReplayBatch(b"".join(parts), count, last)
+        # Blob reads, not SELECTs of the blobs: SQLite copies the pages straight into the
+        # result with the GIL released, so the event loop keeps sending meanwhile.
+        return ReplayBatch(b"".join(self._slices(column, where)), count, last)
 
     def _read_matches(self, query: ReplayQuery, from_time_us: int, max_events: int) -> ReplayBatch:
         sql, params = query.sql()
@@ -406,15 +424,10 @@ class EventStore:
         column = "binary" if query.compressed else "text"
         connection = self._connection()
         try:
-            matches = connection.execute(sql, [from_time_us, *params, limit]).fetchall()
-            return [
-                (time_us, frame)
-                for (time_us, *_), frame in zip(
-                    matches,
-                    self._slices(column, [(run, at, n) for _, run, at, n in matches]),
-                    strict=True,
-                )
-            ]
+            with self._snapshot():
+                matches = connection.execute(sql, [from_time_us, *params, limit]).fetchall()
+                frames = self._slices(column, [(run, at, n) for _, run, at, n in matches])
+            return [(time_us, frame) for (time_us, *_), frame in zip(matches, frames, strict=True)]
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read {self.path}: {exc}") from None
 
